@@ -1,0 +1,225 @@
+"""Graph nodes: the ``Op`` base class that every differentiable operation extends.
+
+An op is one forward and its vector-Jacobian product (VJP):
+
+* ``forward(*arrays)`` computes on numpy arrays and names what it keeps for the backward
+  pass with ``save_input``, ``save_output`` and ``save_array``;
+* ``vjp(g)`` takes the upstream cotangent ``g`` (a Tensor) and returns one gradient per
+  input, ``None`` where an input gets none. It is written with Tensor ops, so the engine
+  can record it again when ``create_graph=True`` asks for higher derivatives.
+
+The engine, not the op, sums gradients back to each input's broadcast shape, casts them to
+the input's dtype and accumulates them, so a VJP may return a gradient of the output's shape.
+
+A node keeps references to its inputs' nodes (``parents``) but never to its output
+Tensor, so a graph is freed by reference counting alone as soon as its output goes away.
+"""
+import traceback
+
+import numpy as np
+
+from .grad_mode import state
+
+
+class GraphReleasedError(RuntimeError):
+    """Raised when a backward pass needs saved values that an earlier pass freed."""
+
+
+class InplaceModifiedError(RuntimeError):
+    """Raised when a saved value was changed in place after the op saved it."""
+
+
+class Op:
+    """Base class of graph nodes. Subclasses define ``forward`` and ``vjp``.
+
+    Class attributes a subclass may set:
+        name: the op's name in errors, reprs and DOT graphs (defaults to the class name).
+        once_differentiable: True when ``vjp`` is not written with differentiable ops,
+            so ``create_graph=True`` through this op raises instead of giving wrong values.
+        is_view: True when the output may share memory with the first input
+            (reshape, transpose, basic slicing); the two then share a version counter.
+    """
+
+    name = None
+    once_differentiable = False
+    is_view = False
+
+    # Filled by ``apply`` when the op is recorded:
+    #   parents:     tuple with one entry per input: the input's node, the input Tensor
+    #                itself when it is a leaf that requires grad, or None.
+    #   input_meta:  tuple of (shape, dtype) per input, to fit each gradient to its input.
+    #   _saved:      dict name -> saved entry; None once the graph is released.
+    #   output_meta: (shape, dtype) of the output, for the engine and DOT export.
+    #   created_at:  the user-code line that called the op (anomaly mode only).
+    parents = ()
+    input_meta = ()
+    output_meta = None
+    created_at = None
+
+    _saved = None
+    _inputs = None  # the input Tensors, set only while a recorded forward runs
+
+    # -- saving values for the backward pass ---------------------------------------------
+
+    def save_input(self, name, index):
+        """Keep input ``index`` (as a Tensor linked to its graph) under ``name``."""
+        if self._inputs is None:
+            return
+        tensor = self._inputs[index]
+        self._saved[name] = ("input", tensor.data, _edge_of(tensor), tensor._version, tensor._version[0])
+
+    def save_output(self, name):
+        """Keep the op's output under ``name``; ``apply`` fills in the array."""
+        if self._inputs is None:
+            return
+        self._saved[name] = ("output", None)
+
+    def save_array(self, name, array):
+        """Keep a constant array (a mask, indices, a shape) under ``name``."""
+        if self._inputs is None:
+            return
+        self._saved[name] = ("array", array)
+
+    def saved(self, name):
+        """Return a saved value as a Tensor, after checking it is intact.
+
+        Saved inputs and outputs come back linked to the graph (so the VJP can be
+        differentiated again); saved arrays come back as constants.
+        """
+        from ..tensor import Tensor
+
+        if self._saved is None:
+            raise GraphReleasedError(
+                f"{self.display_name()}: the values this op saved for backward were freed "
+                "by an earlier backward pass. Pass retain_graph=True to the first "
+                "backward() or grad() call to backpropagate through the graph again."
+            )
+        entry = self._saved[name]
+        kind = entry[0]
+        if kind == "array":
+            return Tensor._make(entry[1], None, False)
+        if kind == "output":
+            data, version_box, version = entry[1], entry[2], entry[3]
+            self._check_version(name, version_box, version)
+            node = self if state.grad_enabled else None
+            return Tensor._make(data, node, node is not None)
+        _, data, edge, version_box, version = entry
+        self._check_version(name, version_box, version)
+        if edge is None or not state.grad_enabled:
+            return Tensor._make(data, None, False)
+        if isinstance(edge, Op):
+            return Tensor._make(data, edge, True)
+        return edge  # a leaf Tensor that requires grad: gradients must reach it
+
+    def _check_version(self, name, version_box, version):
+        if version_box[0] != version:
+            raise InplaceModifiedError(
+                f"{self.display_name()}: the value saved as '{name}' was modified in place "
+                f"after the op saved it (version {version}, now {version_box[0]}). Compute it "
+                "out of place (for example y = y + 1 instead of y += 1), or clone it first."
+            )
+
+    def release(self):
+        """Free the saved values; a later backward through this node raises."""
+        self._saved = None
+
+    # -- the two halves of an op ---------------------------------------------------------
+
+    def forward(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def vjp(self, g):
+        raise NotImplementedError(f"{type(self).__name__} does not define vjp")
+
+    # -- display -------------------------------------------------------------------------
+
+    def display_name(self):
+        return self.name or type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.display_name()}>"
+
+    # -- recording -----------------------------------------------------------------------
+
+    def apply(self, *inputs):
+        """Run the forward on ``inputs`` (Tensors) and record this node if needed."""
+        from ..tensor import Tensor
+
+        recording = state.grad_enabled and any(t.requires_grad for t in inputs)
+        if recording:
+            self._saved = {}
+            self._inputs = inputs
+            out = self.forward(*[t.data for t in inputs])
+            self._inputs = None
+        else:
+            out = self.forward(*[t.data for t in inputs])
+        if type(out) is not np.ndarray:  # numpy reductions return scalars for 0-d results
+            out = np.asarray(out)
+
+        if state.anomaly_enabled:
+            self.created_at = _user_frame()
+            _check_forward_nan(self, inputs, out)
+
+        if not recording:
+            return Tensor._make(out, None, False)
+
+        self.parents = tuple(_edge_of(t) for t in inputs)
+        self.input_meta = tuple((t.data.shape, t.data.dtype) for t in inputs)
+        self.output_meta = (out.shape, out.dtype)
+        version_box = inputs[0]._version if self.is_view and _shares_memory(out, inputs[0].data) else [0]
+        for name, entry in self._saved.items():
+            if entry[0] == "output":
+                self._saved[name] = ("output", out, version_box, version_box[0])
+        return Tensor._make(out, self, True, version_box)
+
+
+def _edge_of(tensor):
+    """Return what a node links to for ``tensor``: its node, itself if a leaf, or None."""
+    if tensor._node is not None:
+        return tensor._node
+    if tensor.requires_grad:
+        return tensor
+    return None
+
+
+def _shares_memory(out, data):
+    return out.base is not None and np.may_share_memory(out, data)
+
+
+_PACKAGE_DIR = __file__.rsplit("/autograd/", 1)[0]
+
+
+def _user_frame():
+    """Return 'file:line: code' of the innermost caller outside the minireparam package."""
+    for frame in reversed(traceback.extract_stack()):
+        if not frame.filename.startswith(_PACKAGE_DIR) and "contextlib" not in frame.filename:
+            return f"{frame.filename}:{frame.lineno}: {frame.line}"
+    return "<unknown>"
+
+
+def _has_nan(array):
+    return array.dtype.kind == "f" and bool(np.isnan(array).any())
+
+
+def _check_forward_nan(op, inputs, out):
+    if _has_nan(out) and not any(_has_nan(t.data) for t in inputs):
+        shapes = ", ".join(str(t.shape) for t in inputs)
+        raise FloatingPointError(
+            f"detect_anomaly: the forward of {op.display_name()} produced NaN from inputs of "
+            f"shapes ({shapes}) without NaN. The op was called at {op.created_at}"
+        )
+
+
+def check_backward_nan(op, grads):
+    """Raise if a VJP produced NaN (anomaly mode only)."""
+    for index, grad in enumerate(grads):
+        if grad is None or not hasattr(grad, "data"):
+            continue
+        if _has_nan(grad.data):
+            shapes = ", ".join(str(meta[0]) for meta in op.input_meta)
+            raise FloatingPointError(
+                f"detect_anomaly: the backward of {op.display_name()} produced NaN in the "
+                f"gradient of input {index} (input shapes: {shapes}). The op was created at "
+                f"{op.created_at or '<created before detect_anomaly was enabled>'}"
+            )
+

@@ -1,0 +1,295 @@
+"""Activations and the softmax family.
+
+softmax and log_softmax run on the active kernel backend (C or numpy). Their VJPs are
+ops of their own (``SoftmaxBackward``, ``LogSoftmaxBackward``) that call the backend's
+fused backward kernels and have VJPs in turn, so second derivatives pass through them.
+
+Masking convention: an entry of -inf gets probability 0 and gradient exactly 0. A row
+that is entirely -inf (a query that may attend to nothing) gives softmax zeros,
+log_softmax -inf and zero gradients, and never puts NaN into other rows.
+"""
+import math
+
+import numpy as np
+
+from .. import backend as _backend
+from ..autograd.node import Op
+from ._util import normalize_axis, to_tensor
+from .elementwise import exp, where
+
+# -- tanh, sigmoid, relu, softplus --------------------------------------------------------
+
+
+class Tanh(Op):
+    name = "tanh"
+
+    def forward(self, x):
+        self.save_output("y")
+        return np.tanh(x)
+
+    def vjp(self, g):
+        y = self.saved("y")
+        return (g * (1.0 - y * y),)  # 1 - tanh² is the same at x and -x because tanh is odd
+
+
+class Sigmoid(Op):
+    """Logistic sigmoid, computed without overflow for any x."""
+
+    name = "sigmoid"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return _stable_sigmoid(x)
+
+    def vjp(self, g):
+        return (g * sigmoid_derivative(self.saved("x")),)
+
+
+class SigmoidDerivative(Op):
+    """σ'(x) = e^-|x| / (1 + e^-|x|)², exactly symmetric in x and -x and finite everywhere.
+
+    (The usual y·(1 - y) rounds to 0 for x = 20 in float32 but not for x = -20.)
+    """
+
+    name = "sigmoid_derivative"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        e = np.exp(-np.abs(x))
+        return e / (1.0 + e) ** 2
+
+    def vjp(self, g):
+        x = self.saved("x")
+        return (g * sigmoid_derivative(x) * -tanh(x * 0.5),)  # σ'' = σ'·(1 - 2σ) = -σ'·tanh(x/2)
+
+
+def _stable_sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Relu(Op):
+    """max(x, 0); the derivative at 0 is 0, as in PyTorch."""
+
+    name = "relu"
+
+    def forward(self, x):
+        positive = x > 0
+        self.save_array("positive", positive)
+        return np.where(positive, x, np.zeros((), dtype=x.dtype))
+
+    def vjp(self, g):
+        return (g * self.saved("positive"),)
+
+
+class Softplus(Op):
+    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|) so it never overflows."""
+
+    name = "softplus"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def vjp(self, g):
+        return (g * sigmoid(self.saved("x")),)
+
+
+def tanh(x):
+    return Tanh().apply(to_tensor(x))
+
+
+def sigmoid(x):
+    return Sigmoid().apply(to_tensor(x))
+
+
+def sigmoid_derivative(x):
+    return SigmoidDerivative().apply(to_tensor(x))
+
+
+def relu(x):
+    return Relu().apply(to_tensor(x))
+
+
+def softplus(x):
+    return Softplus().apply(to_tensor(x))
+
+
+# -- GELU ---------------------------------------------------------------------------------
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+class Gelu(Op):
+    """GELU: x·Φ(x) exactly, or PyTorch's tanh approximation with ``approximate="tanh"``."""
+
+    name = "gelu"
+
+    def __init__(self, approximate):
+        self.approximate = approximate
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        if self.approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3)
+            return 0.5 * x * (1.0 + np.tanh(inner))
+        return x * normal_cdf_array(x)
+
+    def vjp(self, g):
+        x = self.saved("x")
+        if self.approximate == "tanh":
+            t = tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x))
+            d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x * x)
+            derivative = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner
+        else:
+            # d(xΦ(x))/dx = Φ(x) + x·φ(x)
+            derivative = normal_cdf(x) + x * exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+        return (g * derivative,)
+
+
+class NormalCdf(Op):
+    """Φ(x), the standard normal CDF; its derivative is the density φ(x)."""
+
+    name = "normal_cdf"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return normal_cdf_array(x)
+
+    def vjp(self, g):
+        x = self.saved("x")
+        return (g * exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi)),)
+
+
+def normal_cdf_array(x):
+    """Φ(x) on an ndarray, through erf (scipy's when installed, else the math module's)."""
+    return (0.5 * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype, copy=False)
+
+
+def _erf(x):
+    try:
+        from scipy.special import erf
+    except ImportError:
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+    return erf(x)
+
+
+def gelu(x, approximate="none"):
+    """GELU activation: ``approximate="none"`` is exact (x·Φ(x)); ``"tanh"`` is PyTorch's approximation."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu(approximate).apply(to_tensor(x))
+
+
+def normal_cdf(x):
+    return NormalCdf().apply(to_tensor(x))
+
+
+# -- softmax family -----------------------------------------------------------------------
+
+
+def _to_last_axis(array, axis):
+    return array if axis == array.ndim - 1 else np.moveaxis(array, axis, -1)
+
+
+def _from_last_axis(array, axis):
+    return array if axis == array.ndim - 1 else np.moveaxis(array, -1, axis)
+
+
+def _kernel_on_axis(kernel, axis, *arrays):
+    """Run a last-axis backend kernel along ``axis`` (moving it last and back)."""
+    moved = [np.ascontiguousarray(_to_last_axis(a, axis)) for a in arrays]
+    return _from_last_axis(kernel(*moved), axis)
+
+
+class Softmax(Op):
+    name = "softmax"
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.save_output("y")
+        return _kernel_on_axis(_backend.current().softmax, self.axis, x)
+
+    def vjp(self, g):
+        return (SoftmaxBackward(self.axis).apply(self.saved("y"), g),)
+
+
+class SoftmaxBackward(Op):
+    """dx = y·(g − Σ g·y), fused in the backend; differentiable in y and g."""
+
+    name = "softmax_backward"
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, y, g):
+        self.save_input("y", 0)
+        self.save_input("g", 1)
+        return _kernel_on_axis(_backend.current().softmax_backward, self.axis, y, g)
+
+    def vjp(self, c):
+        y, g = self.saved("y"), self.saved("g")
+        c_dot_y = (c * y).sum(axis=self.axis, keepdims=True)
+        g_dot_y = (g * y).sum(axis=self.axis, keepdims=True)
+        grad_y = c * (g - g_dot_y) - g * c_dot_y
+        grad_g = SoftmaxBackward(self.axis).apply(y, c)  # the map g -> dx is self-adjoint
+        return grad_y, grad_g
+
+
+class LogSoftmax(Op):
+    name = "log_softmax"
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.save_output("y")
+        return _kernel_on_axis(_backend.current().log_softmax, self.axis, x)
+
+    def vjp(self, g):
+        return (LogSoftmaxBackward(self.axis).apply(self.saved("y"), g),)
+
+
+class LogSoftmaxBackward(Op):
+    """dx = g − softmax·Σ g, fused in the backend; zero where the input was -inf."""
+
+    name = "log_softmax_backward"
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, y, g):
+        self.save_input("y", 0)
+        self.save_input("g", 1)
+        dx = _kernel_on_axis(_backend.current().log_softmax_backward, self.axis, y, g)
+        self.save_array("masked", y == -np.inf)
+        # An input of -inf cannot be moved by a finite step, so its gradient is 0.
+        return np.where(y == -np.inf, np.zeros((), dtype=dx.dtype), dx)
+
+    def vjp(self, c):
+        y, g = self.saved("y"), self.saved("g")
+        kept = ~self.saved("masked").data
+        c = where(kept, c, 0.0)
+        p = exp(y)
+        g_sum = g.sum(axis=self.axis, keepdims=True)
+        grad_y = -c * p * g_sum                                  # d(g − e^y·Σg)/dy
+        grad_g = c - (c * p).sum(axis=self.axis, keepdims=True)  # d(g − e^y·Σg)/dg
+        return grad_y, grad_g
+
+
+def softmax(x, axis=-1):
+    """exp(x) / Σ exp(x) along ``axis``; see the module docstring for -inf rows."""
+    x = to_tensor(x)
+    return Softmax(normalize_axis(axis, x.ndim, "softmax")).apply(x)
+
+
+def log_softmax(x, axis=-1):
+    """x − logsumexp(x) along ``axis``; see the module docstring for -inf rows."""
+    x = to_tensor(x)
+    return LogSoftmax(normalize_axis(axis, x.ndim, "log_softmax")).apply(x)
+
+
+__all__ = ["tanh", "sigmoid", "relu", "softplus", "gelu", "softmax", "log_softmax"]

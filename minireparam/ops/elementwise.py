@@ -1,0 +1,479 @@
+"""Elementwise arithmetic and math functions, with broadcasting.
+
+Every VJP returns gradients of the output's shape; the engine sums them back to each
+input's shape. Ops whose local derivative can be infinite (division, log, sqrt, pow)
+multiply the cotangent by it through ``zero_safe_multiply``, so an incoming gradient of
+exactly 0 stays 0 instead of becoming 0·inf = NaN. That rule is what keeps
+``where(x == 0, x / 2, sqrt(x) + 1)`` free of NaN gradients at x = 0.
+"""
+import numpy as np
+
+from ..autograd.node import Op
+from ..tensor import Tensor
+from ._util import broadcast_error, to_tensor, to_tensor_pair
+
+# -- binary arithmetic --------------------------------------------------------------------
+
+
+class Add(Op):
+    name = "add"
+
+    def forward(self, a, b):
+        try:
+            return np.add(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        return g, g
+
+
+class Subtract(Op):
+    name = "subtract"
+
+    def forward(self, a, b):
+        try:
+            return np.subtract(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        return g, -g
+
+
+class Multiply(Op):
+    name = "multiply"
+
+    def forward(self, a, b):
+        self.save_input("a", 0)
+        self.save_input("b", 1)
+        try:
+            return np.multiply(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        grad_a = g * self.saved("b") if self.parents[0] is not None else None
+        grad_b = g * self.saved("a") if self.parents[1] is not None else None
+        return grad_a, grad_b
+
+
+class Divide(Op):
+    name = "divide"
+
+    def forward(self, a, b):
+        self.save_input("b", 1)
+        self.save_output("out")
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.true_divide(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        b = self.saved("b")
+        grad_a = grad_b = None
+        if self.parents[0] is not None:
+            grad_a = zero_safe_multiply(g, 1.0 / b)         # d(a/b)/da = 1/b
+        if self.parents[1] is not None:
+            grad_b = zero_safe_multiply(g, -self.saved("out") / b)  # d(a/b)/db = -a/b² = -out/b
+        return grad_a, grad_b
+
+
+class Power(Op):
+    """``a ** b``.
+
+    Gradients at the edges follow PyTorch: d(x**0)/dx is 0 (also at x = 0), and
+    d(a**b)/db is 0 where a = 0.
+    """
+
+    name = "power"
+
+    def forward(self, a, b):
+        self.save_input("a", 0)
+        self.save_input("b", 1)
+        self.save_output("out")
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.power(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        a, b, out = self.saved("a"), self.saved("b"), self.saved("out")
+        grad_a = grad_b = None
+        if self.parents[0] is not None:
+            exponent_is_zero = b == 0
+            d_a = where(exponent_is_zero, 0.0, b * a ** where(exponent_is_zero, 1.0, b - 1))
+            grad_a = zero_safe_multiply(g, d_a)             # d(a**b)/da = b·a**(b-1)
+        if self.parents[1] is not None:
+            base_is_zero = a == 0
+            d_b = where(base_is_zero, 0.0, out * log(where(base_is_zero, 1.0, a)))
+            grad_b = zero_safe_multiply(g, d_b)             # d(a**b)/db = a**b·log(a)
+        return grad_a, grad_b
+
+
+class ZeroSafeMultiply(Op):
+    """``g * d`` except that the result is exactly 0 wherever ``g`` is 0.
+
+    The one place that implements the zero-cotangent rule: VJPs of ops whose local
+    derivative ``d`` can be inf or NaN multiply through this op.
+    """
+
+    name = "zero_safe_multiply"
+
+    def forward(self, g, d):
+        self.save_input("g", 0)
+        self.save_input("d", 1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            product = np.multiply(g, d)
+        return np.where(g == 0, np.zeros((), dtype=product.dtype), product)
+
+    def vjp(self, c):
+        g, d = self.saved("g"), self.saved("d")
+        return zero_safe_multiply(c, d), zero_safe_multiply(c, g)
+
+
+def zero_safe_multiply(g, d):
+    g, d = to_tensor_pair(g, d)
+    return ZeroSafeMultiply().apply(g, d)
+
+
+def add(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Add().apply(a, b)
+
+
+def subtract(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Subtract().apply(a, b)
+
+
+def multiply(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Multiply().apply(a, b)
+
+
+def divide(a, b):
+    """True division; integer operands promote to float (``[3] / 2`` is 1.5)."""
+    a, b = to_tensor_pair(a, b)
+    return Divide().apply(a, b)
+
+
+def power(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Power().apply(a, b)
+
+
+# -- unary math ---------------------------------------------------------------------------
+
+
+class Negative(Op):
+    name = "negative"
+
+    def forward(self, x):
+        return np.negative(x)
+
+    def vjp(self, g):
+        return (-g,)
+
+
+class Exp(Op):
+    name = "exp"
+
+    def forward(self, x):
+        self.save_output("y")
+        return np.exp(x)
+
+    def vjp(self, g):
+        return (g * self.saved("y"),)                      # d exp(x)/dx = exp(x)
+
+
+class Expm1(Op):
+    name = "expm1"
+
+    def forward(self, x):
+        self.save_output("y")
+        return np.expm1(x)
+
+    def vjp(self, g):
+        return (g * (self.saved("y") + 1.0),)              # d(e^x - 1)/dx = e^x
+
+
+class Log(Op):
+    name = "log"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+
+    def vjp(self, g):
+        return (zero_safe_multiply(g, 1.0 / self.saved("x")),)
+
+
+class Log1p(Op):
+    name = "log1p"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log1p(x)
+
+    def vjp(self, g):
+        return (zero_safe_multiply(g, 1.0 / (self.saved("x") + 1.0)),)
+
+
+class Sqrt(Op):
+    """Square root; its derivative at 0 is +inf, as in PyTorch (0 when the cotangent is 0)."""
+
+    name = "sqrt"
+
+    def forward(self, x):
+        self.save_output("y")
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(x)
+
+    def vjp(self, g):
+        return (zero_safe_multiply(g, 0.5 / self.saved("y")),)
+
+
+class Abs(Op):
+    """Absolute value; its derivative at 0 is 0, as in PyTorch."""
+
+    name = "abs"
+
+    def forward(self, x):
+        self.save_array("sign", np.sign(x))
+        return np.abs(x)
+
+    def vjp(self, g):
+        return (g * self.saved("sign"),)
+
+
+class Sin(Op):
+    name = "sin"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return np.sin(x)
+
+    def vjp(self, g):
+        return (g * cos(self.saved("x")),)
+
+
+class Cos(Op):
+    name = "cos"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return np.cos(x)
+
+    def vjp(self, g):
+        return (-g * sin(self.saved("x")),)
+
+
+class Asinh(Op):
+    name = "asinh"
+
+    def forward(self, x):
+        self.save_input("x", 0)
+        return np.arcsinh(x)
+
+    def vjp(self, g):
+        x = self.saved("x")
+        return (g / sqrt(x * x + 1.0),)                    # d asinh(x)/dx = 1/sqrt(x² + 1)
+
+
+def negative(x):
+    return Negative().apply(to_tensor(x))
+
+
+def exp(x):
+    return Exp().apply(to_tensor(x))
+
+
+def expm1(x):
+    return Expm1().apply(to_tensor(x))
+
+
+def log(x):
+    return Log().apply(to_tensor(x))
+
+
+def log1p(x):
+    return Log1p().apply(to_tensor(x))
+
+
+def sqrt(x):
+    return Sqrt().apply(to_tensor(x))
+
+
+def abs(x):  # noqa: A001  (numpy's name)
+    return Abs().apply(to_tensor(x))
+
+
+def sin(x):
+    return Sin().apply(to_tensor(x))
+
+
+def cos(x):
+    return Cos().apply(to_tensor(x))
+
+
+def asinh(x):
+    return Asinh().apply(to_tensor(x))
+
+
+def square(x):
+    return multiply(x, x)
+
+
+# -- selection ----------------------------------------------------------------------------
+
+
+class Maximum(Op):
+    """Elementwise maximum; where a == b the gradient is split equally, as in PyTorch."""
+
+    name = "maximum"
+    combine = np.maximum
+    a_wins = np.greater
+
+    def forward(self, a, b):
+        try:
+            out = self.combine(a, b)
+        except ValueError:
+            raise broadcast_error(self.name, a.shape, b.shape) from None
+        wins = self.a_wins(a, b).astype(out.dtype)
+        ties = (a == b).astype(out.dtype)
+        self.save_array("weight_a", wins + 0.5 * ties)
+        return out
+
+    def vjp(self, g):
+        weight_a = self.saved("weight_a")
+        return g * weight_a, g * (1.0 - weight_a)
+
+
+class Minimum(Maximum):
+    """Elementwise minimum; where a == b the gradient is split equally, as in PyTorch."""
+
+    name = "minimum"
+    combine = np.minimum
+    a_wins = np.less
+
+
+def maximum(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Maximum().apply(a, b)
+
+
+def minimum(a, b):
+    a, b = to_tensor_pair(a, b)
+    return Minimum().apply(a, b)
+
+
+class Clip(Op):
+    """Clamp to [a_min, a_max]; the gradient passes where a_min <= x <= a_max (PyTorch's rule)."""
+
+    name = "clip"
+
+    def __init__(self, a_min, a_max):
+        self.a_min = a_min
+        self.a_max = a_max
+
+    def forward(self, x):
+        inside = np.ones(x.shape, dtype=bool)
+        if self.a_min is not None:
+            inside &= x >= self.a_min
+        if self.a_max is not None:
+            inside &= x <= self.a_max
+        self.save_array("inside", inside)
+        return np.clip(x, self.a_min, self.a_max)
+
+    def vjp(self, g):
+        return (g * self.saved("inside"),)
+
+
+def clip(x, a_min=None, a_max=None):
+    """Clamp ``x`` into [a_min, a_max]; the bounds are constants (scalars or arrays)."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip: at least one of a_min and a_max must be given")
+    a_min = a_min.data if isinstance(a_min, Tensor) else a_min
+    a_max = a_max.data if isinstance(a_max, Tensor) else a_max
+    return Clip(a_min, a_max).apply(to_tensor(x))
+
+
+class Where(Op):
+    """``where(cond, a, b)``: each branch gets the cotangent only where it was selected."""
+
+    name = "where"
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        try:
+            return np.where(self.condition, a, b)
+        except ValueError:
+            raise broadcast_error(self.name, self.condition.shape, a.shape, b.shape) from None
+
+    def vjp(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        condition = to_tensor(self.condition)
+        return where(condition, g, zero), where(condition, zero, g)
+
+
+def where(condition, a, b):
+    """Select from ``a`` where ``condition`` is True and from ``b`` elsewhere.
+
+    ``condition`` is a boolean Tensor or array (no gradient); ``a`` and ``b`` broadcast.
+    """
+    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if condition.dtype != bool:
+        condition = condition.astype(bool)
+    a, b = to_tensor_pair(a, b)
+    return Where(condition).apply(a, b)
+
+
+# -- no gradient --------------------------------------------------------------------------
+
+
+def _no_grad_binary(numpy_function):
+    def function(a, b):
+        a, b = to_tensor_pair(a, b)
+        try:
+            return to_tensor(numpy_function(a.data, b.data))
+        except ValueError:
+            raise broadcast_error(numpy_function.__name__, a.shape, b.shape) from None
+
+    function.__name__ = numpy_function.__name__
+    function.__doc__ = f"numpy.{numpy_function.__name__} on tensors; the result has no gradient."
+    return function
+
+
+equal = _no_grad_binary(np.equal)
+not_equal = _no_grad_binary(np.not_equal)
+less = _no_grad_binary(np.less)
+less_equal = _no_grad_binary(np.less_equal)
+greater = _no_grad_binary(np.greater)
+greater_equal = _no_grad_binary(np.greater_equal)
+logical_and = _no_grad_binary(np.logical_and)
+logical_or = _no_grad_binary(np.logical_or)
+
+
+def logical_not(x):
+    """numpy.logical_not on a tensor; the result has no gradient."""
+    return to_tensor(np.logical_not(to_tensor(x).data))
+
+
+def sign(x):
+    """numpy.sign on a tensor; the result has no gradient (its derivative is 0 almost everywhere)."""
+    return to_tensor(np.sign(to_tensor(x).data))
+
+
+def isfinite(x):
+    return to_tensor(np.isfinite(to_tensor(x).data))
+
+
+def isnan(x):
+    return to_tensor(np.isnan(to_tensor(x).data))
