@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 from .tensor import Tensor, tensor
 from .autograd import (
-    GraphReleasedError, InplaceModifiedError, detect_anomaly, enable_grad, grad, is_anomaly_enabled,
+    GraphReleasedError, InplaceModifiedError, Op, detect_anomaly, enable_grad, grad, is_anomaly_enabled,
     is_grad_enabled, no_grad, set_grad_enabled, to_dot,
 )
 from .ops import *  # noqa: F401,F403  (numpy-named tensor functions: exp, matmul, where, ...)
@@ -22,5 +22,5 @@ __all__ = [
     "detect_anomaly", "is_anomaly_enabled", "to_dot", "gradcheck", "gradgradcheck", "GradcheckError",
     "Generator", "manual_seed", "default_generator", "zeros", "ones", "full", "zeros_like", "ones_like",
     "arange", "randn", "rand", "ShapeError", "DTypeError", "GraphReleasedError", "InplaceModifiedError",
-    "backend", "float32", "float64", "__version__",
+    "Op", "backend", "float32", "float64", "__version__",
 ] + list(_ops_all)
