@@ -125,8 +125,8 @@ class Tensor:
         """Set ``requires_grad`` in place and return self."""
         if requires_grad and self.data.dtype not in FLOAT_DTYPES:
             raise TypeError(
-                f"requires_grad=True on a {self.data.dtype} tensor: only floating tensors "
-                "(float32 or float64) can require gradients. Convert it first, for example "
+                f"requires_grad=True on a {self.data.dtype} tensor: only floating tensors can "
+                "require gradients (float32 or float64). Convert it first, for example "
                 "tensor(x, dtype='float64', requires_grad=True)."
             )
         if not requires_grad and self._node is not None:
