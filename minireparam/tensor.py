@@ -159,9 +159,7 @@ class Tensor:
             grad: the cotangent, of self's shape; may be omitted only for a scalar.
             retain_graph: keep saved values so the graph can be backpropagated again.
         """
-        from .autograd.engine import backward
-
-        backward(self, grad, retain_graph=retain_graph)
+        _engine.backward(self, grad, retain_graph=retain_graph)
 
     # -- representation ------------------------------------------------------------------
 
@@ -399,3 +397,9 @@ def is_recording(*tensors):
 
 
 from . import ops  # noqa: E402  (ops needs Tensor defined first)
+from .autograd import engine as _engine, node as _node  # noqa: E402
+
+# The tape runs Tensor ops at call time but is imported before them: hand over the
+# references once here instead of importing inside every call on the hot path.
+_node.Tensor = _engine.Tensor = Tensor
+_engine.ops = ops

@@ -16,6 +16,10 @@ import numpy as np
 from .grad_mode import set_grad_enabled, state
 from .node import Op, check_backward_nan
 
+# Set by minireparam.tensor once Tensor and the ops exist (they import this module first).
+Tensor = None
+ops = None
+
 
 class SparseGrad:
     """A gradient that is zero except at ``index``: what slicing and indexing return.
@@ -60,7 +64,6 @@ def toposort(roots):
 
 def backward(output, grad=None, retain_graph=False):
     """Accumulate the gradient of ``output`` into ``.grad`` of every leaf it depends on."""
-    from ..tensor import Tensor
 
     if not output.requires_grad:
         raise RuntimeError(
@@ -91,7 +94,6 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         grad_outputs: cotangents for ``outputs``; None for a scalar output means 1.
         allow_unused: return None for an input the outputs do not depend on, instead of raising.
     """
-    from ..tensor import Tensor
 
     single_input = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
@@ -145,7 +147,6 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
     result as well, and nodes that lead to no target are skipped.
     Returns a dict {leaf Tensor or target node: (cotangent, owned)}.
     """
-    from ..tensor import Tensor
 
     order = toposort([root._node for root in roots])
     needed = _nodes_leading_to(order, targets) if targets is not None else None
@@ -210,7 +211,6 @@ def _nodes_leading_to(order, targets):
 
 def _fit_to_input(grad, shape, dtype):
     """Sum ``grad`` over the axes broadcasting added, and cast it to the input's dtype."""
-    from .. import ops
 
     if grad.data.shape != shape:
         grad = ops.sum_to_shape(grad, shape)
@@ -229,7 +229,6 @@ def _accumulate(pending, key, grad, create_graph):
 
 def _add_owned(entry, grad, create_graph, key):
     """Add ``grad`` into a pending entry, in place when the entry owns its buffer."""
-    from ..tensor import Tensor
 
     current, owned = entry
     if create_graph:
@@ -254,7 +253,6 @@ def _add_owned(entry, grad, create_graph, key):
 
 def _densify(value, key, copy=False):
     """Return ``value`` as a dense Tensor of ``key``'s shape (key: node or leaf Tensor)."""
-    from ..tensor import Tensor
 
     if value is None:
         return None
@@ -282,7 +280,6 @@ def _add(a, b, create_graph):
 
 def _seed_cotangent(output, grad, caller):
     """Return the starting cotangent for ``output`` as a Tensor of its shape and dtype."""
-    from ..tensor import Tensor
 
     if grad is None:
         if output.data.size != 1:
@@ -297,7 +294,6 @@ def _seed_cotangent(output, grad, caller):
     if grad.shape != output.shape:
         raise ValueError(f"{caller}: the cotangent has shape {grad.shape}, expected the output's {output.shape}")
     if grad.dtype != output.dtype:
-        from .. import ops
 
         grad = ops.astype(grad, output.dtype)
     return grad

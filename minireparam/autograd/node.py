@@ -20,6 +20,9 @@ import numpy as np
 
 from .grad_mode import state
 
+# Set by minireparam.tensor once Tensor exists (tensor.py imports this module first).
+Tensor = None
+
 
 class GraphReleasedError(RuntimeError):
     """Raised when a backward pass needs saved values that an earlier pass freed."""
@@ -86,7 +89,6 @@ class Op:
         Saved inputs and outputs come back linked to the graph (so the VJP can be
         differentiated again); saved arrays come back as constants.
         """
-        from ..tensor import Tensor
 
         if self._saved is None:
             raise GraphReleasedError(
@@ -143,9 +145,13 @@ class Op:
 
     def apply(self, *inputs):
         """Run the forward on ``inputs`` (Tensors) and record this node if needed."""
-        from ..tensor import Tensor
+        recording = False
+        if state.grad_enabled:
+            for tensor in inputs:
+                if tensor.requires_grad:
+                    recording = True
+                    break
 
-        recording = state.grad_enabled and any(t.requires_grad for t in inputs)
         if recording:
             self._saved = {}
             self._inputs = inputs
@@ -159,17 +165,17 @@ class Op:
         if state.anomaly_enabled:
             self.created_at = _user_frame()
             _check_forward_nan(self, inputs, out)
-
         if not recording:
             return Tensor._make(out, None, False)
 
-        self.parents = tuple(_edge_of(t) for t in inputs)
-        self.input_meta = tuple((t.data.shape, t.data.dtype) for t in inputs)
+        self.parents = tuple([_edge_of(t) for t in inputs])
+        self.input_meta = tuple([(t.data.shape, t.data.dtype) for t in inputs])
         self.output_meta = (out.shape, out.dtype)
         version_box = inputs[0]._version if self.is_view and _shares_memory(out, inputs[0].data) else [0]
-        for name, entry in self._saved.items():
+        saved = self._saved
+        for name, entry in saved.items():
             if entry[0] == "output":
-                self._saved[name] = ("output", out, version_box, version_box[0])
+                saved[name] = ("output", out, version_box, version_box[0])
         return Tensor._make(out, self, True, version_box)
 
 

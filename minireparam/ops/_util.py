@@ -19,6 +19,8 @@ def to_tensor_pair(a, b):
 
     This keeps ``float32_tensor * 2.0`` in float32, as numpy does for Python scalars.
     """
+    if type(a) is Tensor and type(b) is Tensor:
+        return a, b
     a_is_scalar = _is_python_scalar(a)
     b_is_scalar = _is_python_scalar(b)
     if a_is_scalar and isinstance(b, Tensor):
@@ -29,12 +31,15 @@ def to_tensor_pair(a, b):
 
 
 def _is_python_scalar(value):
-    return isinstance(value, (bool, numbers.Number)) and not isinstance(value, np.generic)
+    if type(value) in (float, int, bool):  # fast path for the common cases
+        return True
+    return isinstance(value, numbers.Number) and not isinstance(value, np.generic)
 
 
 def _scalar_like(value, other):
-    if other.data.dtype.kind == "f" and not isinstance(value, bool):
-        return Tensor._make(np.asarray(value, dtype=other.data.dtype), None, False)
+    dtype = other.data.dtype
+    if dtype.kind == "f" and type(value) is not bool:
+        return Tensor._make(np.array(value, dtype=dtype), None, False)
     if isinstance(value, bool):
         return Tensor._make(np.asarray(value), None, False)
     if isinstance(value, numbers.Integral):
