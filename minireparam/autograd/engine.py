@@ -172,7 +172,10 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
                     "kernel without its own VJP, so create_graph=True cannot pass through it."
                 )
 
-            input_grads = node.vjp(cotangent)
+            if state.anomaly_enabled:
+                input_grads = _vjp_in_anomaly_mode(node, cotangent)
+            else:
+                input_grads = node.vjp(cotangent)
             if len(input_grads) != len(node.parents):
                 raise RuntimeError(
                     f"{node.display_name()}.vjp returned {len(input_grads)} gradients for "
@@ -196,6 +199,14 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
         if isinstance(key, Tensor) or (targets is not None and key in targets):
             results[key] = (value, owned)
     return results
+
+
+def _vjp_in_anomaly_mode(node, cotangent):
+    state.in_backward = True
+    try:
+        return node.vjp(cotangent)
+    finally:
+        state.in_backward = False
 
 
 def _nodes_leading_to(order, targets):

@@ -7,6 +7,7 @@ class _State:
 
     grad_enabled = True
     anomaly_enabled = False
+    in_backward = False  # True while a VJP runs, so anomaly mode blames the VJP, not its ops
 
 
 state = _State()

@@ -162,7 +162,7 @@ class Op:
         if type(out) is not np.ndarray:  # numpy reductions return scalars for 0-d results
             out = np.asarray(out)
 
-        if state.anomaly_enabled:
+        if state.anomaly_enabled and not state.in_backward:
             self.created_at = _user_frame()
             _check_forward_nan(self, inputs, out)
         if not recording:

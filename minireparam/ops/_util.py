@@ -19,13 +19,18 @@ def to_tensor_pair(a, b):
 
     This keeps ``float32_tensor * 2.0`` in float32, as numpy does for Python scalars.
     """
-    if type(a) is Tensor and type(b) is Tensor:
-        return a, b
-    a_is_scalar = _is_python_scalar(a)
-    b_is_scalar = _is_python_scalar(b)
-    if a_is_scalar and isinstance(b, Tensor):
+    type_a, type_b = type(a), type(b)
+    if type_a is Tensor:
+        if type_b is Tensor:
+            return a, b
+        if type_b is float and a.data.dtype.kind == "f":  # the hot case: tensor op float
+            return a, Tensor._make(np.array(b, dtype=a.data.dtype), None, False)
+    elif type_b is Tensor and type_a is float and b.data.dtype.kind == "f":
+        return Tensor._make(np.array(a, dtype=b.data.dtype), None, False), b
+
+    if _is_python_scalar(a) and isinstance(b, Tensor):
         return _scalar_like(a, b), b
-    if b_is_scalar and isinstance(a, Tensor):
+    if _is_python_scalar(b) and isinstance(a, Tensor):
         return a, _scalar_like(b, a)
     return to_tensor(a), to_tensor(b)
 

@@ -28,8 +28,25 @@ class Tanh(Op):
         return np.tanh(x)
 
     def vjp(self, g):
-        y = self.saved("y")
-        return (g * (1.0 - y * y),)  # 1 - tanh² is the same at x and -x because tanh is odd
+        return (TanhBackward().apply(self.saved("y"), g),)
+
+
+class TanhBackward(Op):
+    """dx = g·(1 − y²) from the output y = tanh(x), in one op (differentiable in y and g).
+
+    1 − y² is the same at x and −x because tanh is odd.
+    """
+
+    name = "tanh_backward"
+
+    def forward(self, y, g):
+        self.save_input("y", 0)
+        self.save_input("g", 1)
+        return g * (1.0 - y * y)
+
+    def vjp(self, c):
+        y, g = self.saved("y"), self.saved("g")
+        return c * g * y * -2.0, TanhBackward().apply(y, c)
 
 
 class Sigmoid(Op):
@@ -39,17 +56,38 @@ class Sigmoid(Op):
 
     def forward(self, x):
         self.save_input("x", 0)
-        return _stable_sigmoid(x)
+        e = np.exp(-np.abs(x))
+        r = 1.0 / (1.0 + e)
+        nonnegative = x >= 0
+        y = np.where(nonnegative, r, e * r)
+        # σ'(x) = σ(x)·σ(−x) with both factors computed directly, so it is exactly the same at
+        # x and −x (the usual y·(1 − y) rounds to 0 at x = 20 in float32 but not at x = −20).
+        self.save_array("derivative", y * np.where(nonnegative, e * r, r))
+        return y
 
     def vjp(self, g):
-        return (g * sigmoid_derivative(self.saved("x")),)
+        return (SigmoidBackward().apply(self.saved("x"), self.saved("derivative"), g),)
+
+
+class SigmoidBackward(Op):
+    """dx = g·σ'(x), with σ'(x) precomputed by the forward; differentiable in x and g."""
+
+    name = "sigmoid_backward"
+
+    def forward(self, x, derivative, g):
+        self.save_input("x", 0)
+        self.save_input("derivative", 1)
+        self.save_input("g", 2)
+        return g * derivative
+
+    def vjp(self, c):
+        x, derivative, g = self.saved("x"), self.saved("derivative"), self.saved("g")
+        second_derivative = sigmoid_derivative(x) * -tanh(x * 0.5)  # σ'' = σ'·(1 − 2σ) = −σ'·tanh(x/2)
+        return c * g * second_derivative, None, SigmoidBackward().apply(x, derivative, c)
 
 
 class SigmoidDerivative(Op):
-    """σ'(x) = e^-|x| / (1 + e^-|x|)², exactly symmetric in x and -x and finite everywhere.
-
-    (The usual y·(1 - y) rounds to 0 for x = 20 in float32 but not for x = -20.)
-    """
+    """σ'(x) = e^−|x| / (1 + e^−|x|)², exactly symmetric in x and −x and finite everywhere."""
 
     name = "sigmoid_derivative"
 
@@ -60,12 +98,7 @@ class SigmoidDerivative(Op):
 
     def vjp(self, g):
         x = self.saved("x")
-        return (g * sigmoid_derivative(x) * -tanh(x * 0.5),)  # σ'' = σ'·(1 - 2σ) = -σ'·tanh(x/2)
-
-
-def _stable_sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        return (g * sigmoid_derivative(x) * -tanh(x * 0.5),)
 
 
 class Relu(Op):

@@ -139,17 +139,64 @@ def zero_safe_multiply(g, d):
     return ZeroSafeMultiply().apply(g, d)
 
 
+class AddScalar(Op):
+    """``x + c`` for a Python float ``c``: one input, so less to record than ``add``."""
+
+    name = "add"
+
+    def __init__(self, constant):
+        self.constant = constant
+
+    def forward(self, x):
+        return x + self.constant
+
+    def vjp(self, g):
+        return (g,)
+
+
+class MultiplyScalar(Op):
+    """``x * c`` for a Python float ``c``: one input, so less to record than ``multiply``."""
+
+    name = "multiply"
+
+    def __init__(self, constant):
+        self.constant = constant
+
+    def forward(self, x):
+        return x * self.constant
+
+    def vjp(self, g):
+        return (MultiplyScalar(self.constant).apply(g),)
+
+
+def _float_operand(a, b):
+    """Return (tensor, float) when one operand is a floating Tensor and the other a float."""
+    if type(b) is float and type(a) is Tensor and a.data.dtype.kind == "f":
+        return a, b
+    if type(a) is float and type(b) is Tensor and b.data.dtype.kind == "f":
+        return b, a
+    return None, None
+
+
 def add(a, b):
+    tensor, constant = _float_operand(a, b)
+    if tensor is not None:
+        return AddScalar(constant).apply(tensor)
     a, b = to_tensor_pair(a, b)
     return Add().apply(a, b)
 
 
 def subtract(a, b):
+    if type(b) is float and type(a) is Tensor and a.data.dtype.kind == "f":
+        return AddScalar(-b).apply(a)
     a, b = to_tensor_pair(a, b)
     return Subtract().apply(a, b)
 
 
 def multiply(a, b):
+    tensor, constant = _float_operand(a, b)
+    if tensor is not None:
+        return MultiplyScalar(constant).apply(tensor)
     a, b = to_tensor_pair(a, b)
     return Multiply().apply(a, b)
 
