@@ -6,7 +6,7 @@ An op is one forward and its vector-Jacobian product (VJP):
   pass with ``save_input``, ``save_output`` and ``save_array``;
 * ``vjp(g)`` takes the upstream cotangent ``g`` (a Tensor) and returns one gradient per
   input, ``None`` where an input gets none. It is written with Tensor ops, so the engine
-  can record it again when ``create_graph=True`` asks for higher derivatives.
+  can record it again when ``create_graph=True`` requests higher derivatives.
 
 The engine, not the op, sums gradients back to each input's broadcast shape, casts them to
 the input's dtype and accumulates them, so a VJP may return a gradient of the output's shape.
