@@ -1,0 +1,622 @@
+/*
+ * The GEMM ladder for one element type. gemm.c includes this file twice, once with
+ * `real` = float and SFX(name) = name##_f32, once with double and _f64, so each rung
+ * is written once and a reader can follow it without macros in the way.
+ *
+ * Every rung computes, on one matrix,
+ *     C = alpha * op(A) @ op(B) + beta * C        (see the legend in minireparam.h)
+ * and overwrites C when beta == 0 without reading it. The rungs go from the simplest
+ * to the fastest; each one opens with a few lines on what it changes and why.
+ *
+ * Shapes: op(A) is (M, K) and op(B) is (K, N). In memory, with the transpose flags ta
+ * and tb:  a (M, lda) if !ta else (K, lda);  b (K, ldb) if !tb else (N, ldb);  c (M, ldc).
+ */
+
+/* op(A)(i, p) and op(B)(p, j): the only place where a transpose flag meets an index. */
+static inline real SFX(op_a)(const real* a, int64_t lda, int ta, int64_t i, int64_t p)
+{
+    return ta ? a[p * lda + i] : a[i * lda + p];
+}
+
+static inline real SFX(op_b)(const real* b, int64_t ldb, int tb, int64_t p, int64_t j)
+{
+    return tb ? b[j * ldb + p] : b[p * ldb + j];
+}
+
+/* C = beta * C on an (M, N) block, writing zeros without reading C when beta == 0. */
+static void SFX(scale_c)(real* c, int64_t ldc, int64_t M, int64_t N, real beta)
+{
+    if (beta == (real)1) {
+        return;
+    }
+    for (int64_t i = 0; i < M; i++) {
+        real* c_row = c + i * ldc;
+        for (int64_t j = 0; j < N; j++) {
+            c_row[j] = (beta == (real)0) ? (real)0 : beta * c_row[j];
+        }
+    }
+}
+
+/*
+ * Rung 1, naive: one dot product per output element,
+ *     C[i, j] = sum_p op(A)[i, p] * op(B)[p, j].
+ * It is the easiest rung to check and the reference for the others. Its weakness is
+ * memory: for op(B) = B the p loop walks down a column of B with stride ldb, so once
+ * B outgrows the cache almost every load is a miss.
+ */
+static void SFX(gemm_naive)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                            int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta)
+{
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            real acc = 0;
+            for (int64_t p = 0; p < K; p++) {
+                acc += SFX(op_a)(a, lda, ta, i, p) * SFX(op_b)(b, ldb, tb, p, j);
+            }
+            real* cij = c + i * ldc + j;
+            *cij = (beta == (real)0) ? alpha * acc : alpha * acc + beta * *cij;
+        }
+    }
+}
+
+/*
+ * Rung 2, loop order: the same sums, with the three loops ordered so that the
+ * innermost loop walks memory with unit stride, which lets the compiler vectorize it
+ * and keeps whole cache lines in use. The best order depends on the transposes:
+ *   A  B   order   innermost loop
+ *   n  n   i p j   C row += A[i, p] * B row p       (C and B unit-stride)
+ *   t  n   p i j   C row += A[p, i] * B row p       (C and B unit-stride)
+ *   n  t   i j p   dot(A row i, B row j)            (A and B unit-stride)
+ *   t  t   j p i   C column += A row p * B[j, p]    (A unit-stride; no order makes all
+ *                  three unit-stride, but the C column stays in cache while p runs)
+ * This core accumulates: C += alpha * op(A) @ op(B), after beta was applied. Rung 3
+ * calls it on sub-blocks.
+ */
+static void SFX(accumulate_loop_order)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b,
+                                       int64_t ldb, int64_t M, int64_t N, int64_t K, int ta, int tb,
+                                       real alpha)
+{
+    if (!ta && !tb) {
+        for (int64_t i = 0; i < M; i++) {
+            real* c_row = c + i * ldc;
+            for (int64_t p = 0; p < K; p++) {
+                const real a_ip = alpha * a[i * lda + p];
+                const real* b_row = b + p * ldb;
+                for (int64_t j = 0; j < N; j++) {
+                    c_row[j] += a_ip * b_row[j];
+                }
+            }
+        }
+    } else if (ta && !tb) {
+        for (int64_t p = 0; p < K; p++) {
+            const real* b_row = b + p * ldb;
+            for (int64_t i = 0; i < M; i++) {
+                const real a_ip = alpha * a[p * lda + i];
+                real* c_row = c + i * ldc;
+                for (int64_t j = 0; j < N; j++) {
+                    c_row[j] += a_ip * b_row[j];
+                }
+            }
+        }
+    } else if (!ta && tb) {
+        for (int64_t i = 0; i < M; i++) {
+            const real* a_row = a + i * lda;
+            for (int64_t j = 0; j < N; j++) {
+                const real* b_row = b + j * ldb;
+                real acc = 0;
+                for (int64_t p = 0; p < K; p++) {
+                    acc += a_row[p] * b_row[p];
+                }
+                c[i * ldc + j] += alpha * acc;
+            }
+        }
+    } else {
+        for (int64_t j = 0; j < N; j++) {
+            const real* b_row = b + j * ldb;
+            for (int64_t p = 0; p < K; p++) {
+                const real b_pj = alpha * b_row[p];
+                const real* a_row = a + p * lda;
+                for (int64_t i = 0; i < M; i++) {
+                    c[i * ldc + j] += a_row[i] * b_pj;
+                }
+            }
+        }
+    }
+}
+
+static void SFX(gemm_loop_order)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                                 int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta)
+{
+    SFX(scale_c)(c, ldc, M, N, beta);
+    SFX(accumulate_loop_order)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha);
+}
+
+/* Pointers to the sub-matrices that start at op(A)[i0, p0] and op(B)[p0, j0]. */
+static inline const real* SFX(sub_a)(const real* a, int64_t lda, int ta, int64_t i0, int64_t p0)
+{
+    return ta ? a + p0 * lda + i0 : a + i0 * lda + p0;
+}
+
+static inline const real* SFX(sub_b)(const real* b, int64_t ldb, int tb, int64_t p0, int64_t j0)
+{
+    return tb ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+}
+
+/*
+ * Rung 3, cache blocking: rung 2 streams all of B through the cache once per row of
+ * C. Cutting the loops into tiles (BLOCK_K x BLOCK_N of B, a few hundred KiB, kept in
+ * L2 while every row block of A passes over it) turns most of those trips to memory
+ * into cache hits. Inside a tile the loop order of rung 2 is reused unchanged.
+ */
+static void SFX(gemm_blocked)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                              int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta)
+{
+    enum { BLOCK_M = 64, BLOCK_N = 256, BLOCK_K = 128 };
+
+    SFX(scale_c)(c, ldc, M, N, beta);
+    for (int64_t j0 = 0; j0 < N; j0 += BLOCK_N) {
+        const int64_t nb = MR_MIN(BLOCK_N, N - j0);
+        for (int64_t p0 = 0; p0 < K; p0 += BLOCK_K) {
+            const int64_t kb = MR_MIN(BLOCK_K, K - p0);
+            const real* b_tile = SFX(sub_b)(b, ldb, tb, p0, j0);
+            for (int64_t i0 = 0; i0 < M; i0 += BLOCK_M) {
+                const int64_t mb = MR_MIN(BLOCK_M, M - i0);
+                SFX(accumulate_loop_order)(c + i0 * ldc + j0, ldc, SFX(sub_a)(a, lda, ta, i0, p0), lda, b_tile,
+                                           ldb, mb, nb, kb, ta, tb, alpha);
+            }
+        }
+    }
+}
+
+/*
+ * Packing, used by rungs 4 to 6. pack_a copies op(A)[0:mc, 0:kc] into ceil(mc / mr)
+ * micro-panels laid out one after the other; in panel q, element (i, p) of the
+ * panel (row q * mr + i of op(A)) sits at p * mr + i. Rows past mc are zero, so the
+ * micro-kernel always runs on a full tile. The transpose is absorbed here: the
+ * micro-kernel never sees a stride other than mr.
+ *   dst  (ceil(mc / mr), kc, mr)
+ */
+static void SFX(pack_a)(real* dst, const real* a, int64_t lda, int ta, int64_t mc, int64_t kc, int mr)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+        const int64_t rows = MR_MIN(mr, mc - i0);
+        if (ta) {
+            /* op(A)[i, p] = a[p, i]: each p gives `rows` contiguous values. */
+            for (int64_t p = 0; p < kc; p++) {
+                const real* src = a + p * lda + i0;
+                real* out = dst + p * mr;
+                for (int64_t i = 0; i < rows; i++) {
+                    out[i] = src[i];
+                }
+                for (int64_t i = rows; i < mr; i++) {
+                    out[i] = 0;
+                }
+            }
+        } else {
+            /* op(A)[i, p] = a[i, p]: read `rows` rows side by side, write interleaved. */
+            for (int64_t p = 0; p < kc; p++) {
+                real* out = dst + p * mr;
+                for (int64_t i = 0; i < rows; i++) {
+                    out[i] = a[(i0 + i) * lda + p];
+                }
+                for (int64_t i = rows; i < mr; i++) {
+                    out[i] = 0;
+                }
+            }
+        }
+        dst += kc * mr;
+    }
+}
+
+/*
+ * pack_b copies op(B)[0:kc, 0:nc] into ceil(nc / nr) micro-panels; in panel q,
+ * element (p, j) (column q * nr + j of op(B)) sits at p * nr + j, zero past nc.
+ *   dst  (ceil(nc / nr), kc, nr)
+ */
+static void SFX(pack_b)(real* dst, const real* b, int64_t ldb, int tb, int64_t kc, int64_t nc, int nr)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        const int64_t cols = MR_MIN(nr, nc - j0);
+        if (tb) {
+            /* op(B)[p, j] = b[j, p]: walk each source row along p. */
+            for (int64_t j = 0; j < cols; j++) {
+                const real* src = b + (j0 + j) * ldb;
+                for (int64_t p = 0; p < kc; p++) {
+                    dst[p * nr + j] = src[p];
+                }
+            }
+            for (int64_t j = cols; j < nr; j++) {
+                for (int64_t p = 0; p < kc; p++) {
+                    dst[p * nr + j] = 0;
+                }
+            }
+        } else {
+            /* op(B)[p, j] = b[p, j]: each p gives `cols` contiguous values. */
+            for (int64_t p = 0; p < kc; p++) {
+                const real* src = b + p * ldb + j0;
+                real* out = dst + p * nr;
+                for (int64_t j = 0; j < cols; j++) {
+                    out[j] = src[j];
+                }
+                for (int64_t j = cols; j < nr; j++) {
+                    out[j] = 0;
+                }
+            }
+        }
+        dst += kc * nr;
+    }
+}
+
+/*
+ * The portable micro-kernel: plain C that any compiler vectorizes for its baseline
+ * target (SSE2 on x86-64). The 4 x 8 accumulator tile lives in a local array that
+ * the compiler keeps in registers; same contract as mr_microkernel_* in internal.h.
+ */
+enum { SFX(PORTABLE_MR) = 4, SFX(PORTABLE_NR) = 8 };
+
+static void SFX(microkernel_portable)(int64_t k, const real* a, int64_t rsa, int64_t csa, const real* b,
+                                      int64_t ldb, real* c, int64_t ldc, real alpha, real beta)
+{
+    enum { TILE_M = SFX(PORTABLE_MR), TILE_N = SFX(PORTABLE_NR) };
+    real acc[TILE_M][TILE_N] = {{0}};
+    for (int64_t p = 0; p < k; p++) {
+        const real* b_row = b + p * ldb;
+        for (int i = 0; i < TILE_M; i++) {
+            const real a_ip = a[i * rsa + p * csa];
+            for (int j = 0; j < TILE_N; j++) {
+                acc[i][j] += a_ip * b_row[j];
+            }
+        }
+    }
+    for (int i = 0; i < TILE_M; i++) {
+        real* c_row = c + i * ldc;
+        for (int j = 0; j < TILE_N; j++) {
+            c_row[j] = (beta == (real)0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c_row[j];
+        }
+    }
+}
+
+const SFX(mr_gemm_config) SFX(mr_gemm_portable) = {
+    .kernel = SFX(microkernel_portable),
+    .mr = SFX(PORTABLE_MR),
+    .nr = SFX(PORTABLE_NR),
+    .kc = 256,
+    .mc = 128,
+    .nc = 2048,
+};
+
+/*
+ * Runs the micro-kernel on one tile of C of which only rows x cols are inside C:
+ * the kernel writes a full mr x nr scratch tile, and the valid part is merged into C.
+ */
+static void SFX(edge_tile)(const SFX(mr_gemm_config)* cfg, int64_t k, const real* a, int64_t rsa, int64_t csa,
+                           const real* b, int64_t ldb, real* c, int64_t ldc, int64_t rows, int64_t cols,
+                           real alpha, real beta)
+{
+    real tile[MR_MAX_MR * MR_MAX_NR];
+    cfg->kernel(k, a, rsa, csa, b, ldb, tile, cfg->nr, (real)1, (real)0);
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = 0; j < cols; j++) {
+            real* cij = c + i * ldc + j;
+            const real t = alpha * tile[i * cfg->nr + j];
+            *cij = (beta == (real)0) ? t : t + beta * *cij;
+        }
+    }
+}
+
+/*
+ * Rung 4, packed micro-panels and a register-blocked micro-kernel (the Goto/BLIS
+ * scheme). Rung 3 still reloads each element of C for every p. Here the innermost
+ * work is an mr x nr tile of C held in registers for the whole k loop, updated by
+ * one rank-1 product per p: mr broadcasts of A times nr values of B, all fused
+ * multiply-adds. To feed it at full speed, A and B are copied ("packed") into the
+ * exact order the kernel reads them:
+ *   loop 5  jc: columns of C in blocks of nc        (op(B) block kc x nc in L3)
+ *   loop 4  pc: the K axis in blocks of kc          -> pack op(B)[pc, jc] once
+ *   loop 3  ic: rows of C in blocks of mc           -> pack op(A)[ic, pc] (in L2)
+ *   loop 2  jr: nr-wide micro-panel of B            (stays in L1)
+ *   loop 1  ir: mr-high micro-panel of A            -> micro-kernel on C[ir, jr]
+ * Packing costs O(MK + KN) copies and saves O(MNK) cache misses and strided loads;
+ * it also zero-pads the edges so the kernel only ever sees full tiles.
+ */
+static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                            int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
+                            const SFX(mr_gemm_config)* cfg)
+{
+    const int mr = cfg->mr, nr = cfg->nr;
+    if (M == 0 || N == 0) {
+        return MR_OK;
+    }
+    if (K == 0 || alpha == (real)0) {
+        SFX(scale_c)(c, ldc, M, N, beta);
+        return MR_OK;
+    }
+
+    /* Buffers sized for the largest blocks this call uses, reused across calls. */
+    const int64_t kc_max = MR_MIN(cfg->kc, K);
+    const int64_t mc_max = MR_MIN(cfg->mc, MR_ROUND_UP(M, mr));
+    const int64_t nc_max = MR_MIN(cfg->nc, MR_ROUND_UP(N, nr));
+    real* a_packed = (real*)mr_scratch(0, (size_t)(MR_ROUND_UP(mc_max, mr) * kc_max) * sizeof(real));
+    real* b_packed = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(nc_max, nr) * kc_max) * sizeof(real));
+    if (a_packed == NULL || b_packed == NULL) {
+        return MR_ERR_OUT_OF_MEMORY;
+    }
+
+    for (int64_t jc = 0; jc < N; jc += cfg->nc) {
+        const int64_t nc = MR_MIN(cfg->nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += cfg->kc) {
+            const int64_t kc = MR_MIN(cfg->kc, K - pc);
+            /* The first K block applies the caller's beta; later ones add to it. */
+            const real beta_block = (pc == 0) ? beta : (real)1;
+            SFX(pack_b)(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc), ldb, tb, kc, nc, nr);
+
+            for (int64_t ic = 0; ic < M; ic += cfg->mc) {
+                const int64_t mc = MR_MIN(cfg->mc, M - ic);
+                SFX(pack_a)(a_packed, SFX(sub_a)(a, lda, ta, ic, pc), lda, ta, mc, kc, mr);
+
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    const int64_t cols = MR_MIN(nr, nc - jr);
+                    const real* b_panel = b_packed + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        const int64_t rows = MR_MIN(mr, mc - ir);
+                        const real* a_panel = a_packed + ir * kc;
+                        real* c_tile = c + (ic + ir) * ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            cfg->kernel(kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, alpha, beta_block);
+                        } else {
+                            SFX(edge_tile)(cfg, kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, rows, cols, alpha,
+                                           beta_block);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return MR_OK;
+}
+
+/*
+ * Rung 6, small matrices: for a few tens of rows and columns the copies of rung 4
+ * cost as much as the arithmetic they speed up. This path hands the micro-kernel
+ * the operands where they are: A through its strides (either transpose works, since
+ * the kernel broadcasts one element of A at a time) and B through its row stride
+ * (op(B) rows must be contiguous, so a transposed B is packed, which is cheap at
+ * these sizes). Only the ragged right and bottom edges are packed, so the kernel
+ * never reads past the end of an operand. No K blocking: K is small here too.
+ */
+static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                           int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
+                           const SFX(mr_gemm_config)* cfg)
+{
+    const int mr = cfg->mr, nr = cfg->nr;
+    if (M == 0 || N == 0) {
+        return MR_OK;
+    }
+    if (K == 0 || alpha == (real)0) {
+        SFX(scale_c)(c, ldc, M, N, beta);
+        return MR_OK;
+    }
+
+    /* Strides of A(i, p) for the kernel: op(A)[i, p] = a[i * rsa + p * csa]. */
+    const int64_t rsa = ta ? 1 : lda, csa = ta ? lda : 1;
+    const int64_t m_full = (M / mr) * mr, n_full = (N / nr) * nr;
+    real* a_edge = (real*)mr_scratch(0, (size_t)(mr * K) * sizeof(real));
+    real* b_edge = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(N, nr) * K) * sizeof(real));
+    if (a_edge == NULL || b_edge == NULL) {
+        return MR_ERR_OUT_OF_MEMORY;
+    }
+
+    /* B: use it in place when its rows are contiguous, else pack it whole. The
+     * ragged last columns are always packed into one zero-padded panel. */
+    const real* b_src = b;
+    int64_t b_ld = ldb;
+    const real* b_last = NULL;
+    if (tb) {
+        SFX(pack_b)(b_edge, b, ldb, tb, K, N, nr);
+        if (n_full < N) {
+            b_last = b_edge + n_full * K;
+        }
+    } else if (n_full < N) {
+        SFX(pack_b)(b_edge, b + n_full, ldb, tb, K, N - n_full, nr);
+        b_last = b_edge;
+    }
+
+    /* One B panel at a time: (pointer, row stride) of columns j0 .. j0 + nr. */
+    for (int64_t j0 = 0; j0 < N; j0 += nr) {
+        const int64_t cols = MR_MIN(nr, N - j0);
+        const real* b_panel;
+        int64_t b_panel_ld;
+        if (j0 >= n_full) {
+            b_panel = b_last;
+            b_panel_ld = nr;
+        } else if (tb) {
+            b_panel = b_edge + j0 * K;
+            b_panel_ld = nr;
+        } else {
+            b_panel = b_src + j0;
+            b_panel_ld = b_ld;
+        }
+        for (int64_t i0 = 0; i0 < m_full; i0 += mr) {
+            real* c_tile = c + i0 * ldc + j0;
+            const real* a_rows = SFX(sub_a)(a, lda, ta, i0, 0);
+            if (cols == nr) {
+                cfg->kernel(K, a_rows, rsa, csa, b_panel, b_panel_ld, c_tile, ldc, alpha, beta);
+            } else {
+                SFX(edge_tile)(cfg, K, a_rows, rsa, csa, b_panel, b_panel_ld, c_tile, ldc, mr, cols, alpha, beta);
+            }
+        }
+        if (m_full < M) {
+            /* The last M % mr rows: packed once per call, on the first column panel. */
+            if (j0 == 0) {
+                SFX(pack_a)(a_edge, SFX(sub_a)(a, lda, ta, m_full, 0), lda, ta, M - m_full, K, mr);
+            }
+            SFX(edge_tile)(cfg, K, a_edge, 1, mr, b_panel, b_panel_ld, c + m_full * ldc + j0, ldc, M - m_full,
+                           cols, alpha, beta);
+        }
+    }
+    return MR_OK;
+}
+
+/* True when `variant` computes on one thread and the shape suits the small path. */
+static int SFX(prefers_small)(int64_t M, int64_t N, int64_t K)
+{
+    /* Measured by benchmarks/bench_kernels.py: packing stops paying off below about
+     * 96^3 multiply-adds, and a long K with a wide B makes the unpacked B rows
+     * collide in L1 (rows of a power-of-two length map to the same cache sets). */
+    return M * N * K <= (int64_t)96 * 96 * 96 && K <= 256;
+}
+
+/* One matrix on the calling thread with the best single-threaded rung. */
+static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
+                         int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta, int variant,
+                         const SFX(mr_gemm_config)* cfg)
+{
+    switch (variant) {
+    case MR_GEMM_NAIVE:
+        SFX(gemm_naive)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta);
+        return MR_OK;
+    case MR_GEMM_LOOP_ORDER:
+        SFX(gemm_loop_order)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta);
+        return MR_OK;
+    case MR_GEMM_BLOCKED:
+        SFX(gemm_blocked)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta);
+        return MR_OK;
+    case MR_GEMM_SMALL:
+        return SFX(gemm_small)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
+    case MR_GEMM_PACKED:
+    case MR_GEMM_THREADED:
+        return SFX(gemm_packed)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
+    default: /* MR_GEMM_AUTO */
+        if (SFX(prefers_small)(M, N, K)) {
+            return SFX(gemm_small)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
+        }
+        return SFX(gemm_packed)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
+    }
+}
+
+/*
+ * Rung 5, threads: the batch and the matrices are cut into independent work items,
+ * each a block of C that one thread computes with the single-threaded rung above,
+ * using its own packing buffers, so no thread waits for another inside the call.
+ * Within a matrix the cut runs along the longer side of C, on micro-tile
+ * boundaries: splitting N shares A (read by every thread from the shared L3), and
+ * splitting M shares B. The number of pieces per matrix is chosen so the item count
+ * is a multiple of the thread count. One OpenMP parallel region per call.
+ */
+static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda,
+                              int64_t stride_a, const real* b, int64_t ldb, int64_t stride_b, int64_t BT,
+                              int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
+                              int variant, int threads, const SFX(mr_gemm_config)* cfg)
+{
+    /* Pieces per matrix: threads / gcd(BT, threads), so BT * pieces divides evenly. */
+    int64_t g = threads, r = BT;
+    while (r != 0) {
+        const int64_t t = g % r;
+        g = r;
+        r = t;
+    }
+    const int64_t pieces = threads / g;
+    const int split_n = N >= M;
+    const int64_t tile = split_n ? cfg->nr : cfg->mr;
+    const int64_t extent = split_n ? N : M;
+    const int64_t chunk = MR_ROUND_UP((extent + pieces - 1) / pieces, tile);
+    const int64_t items = BT * pieces;
+    /* Inside a piece, threads always run a single-threaded rung. */
+    const int inner = (variant == MR_GEMM_THREADED) ? MR_GEMM_PACKED : variant;
+    int status = MR_OK;
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+#ifdef _OPENMP
+        const int64_t tid = omp_get_thread_num(), nthreads = omp_get_num_threads();
+#else
+        const int64_t tid = 0, nthreads = 1;
+#endif
+        int my_status = MR_OK;
+        for (int64_t item = tid; item < items; item += nthreads) {
+            const int64_t bt = item / pieces, piece = item % pieces;
+            const int64_t start = piece * chunk;
+            if (start >= extent) {
+                continue;
+            }
+            const int64_t len = MR_MIN(chunk, extent - start);
+            real* c_b = c + bt * stride_c;
+            const real* a_b = a + bt * stride_a;
+            const real* b_b = b + bt * stride_b;
+            int s;
+            if (split_n) {
+                s = SFX(gemm_one)(c_b + start, ldc, a_b, lda, SFX(sub_b)(b_b, ldb, tb, 0, start), ldb, M, len, K, ta,
+                                  tb, alpha, beta, inner, cfg);
+            } else {
+                s = SFX(gemm_one)(c_b + start * ldc, ldc, SFX(sub_a)(a_b, lda, ta, start, 0), lda, b_b, ldb, len, N,
+                                  K, ta, tb, alpha, beta, inner, cfg);
+            }
+            if (s != MR_OK) {
+                my_status = s;
+            }
+        }
+        if (my_status != MR_OK) {
+#ifdef _OPENMP
+#pragma omp critical(mr_gemm_status)
+#endif
+            status = my_status;
+        }
+    }
+    return status;
+}
+
+/* Flops below which a thread team costs more than it saves (measured on 2 cores). */
+#define MR_GEMM_THREAD_MIN_FLOPS (2.0 * 64 * 64 * 64)
+
+int SFX(mr_gemm_batched)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda, int64_t stride_a,
+                         const real* b, int64_t ldb, int64_t stride_b, int64_t BT, int64_t M, int64_t N, int64_t K,
+                         int trans_a, int trans_b, real alpha, real beta, int variant)
+{
+    /* Phase 1: validate sizes and leading dimensions. */
+    if (BT < 0 || M < 0 || N < 0 || K < 0 || stride_a < 0 || stride_b < 0 || stride_c < 0) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (variant < MR_GEMM_AUTO || variant > MR_GEMM_SMALL) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (ldc < MR_MAX(N, 1) || lda < MR_MAX(trans_a ? M : K, 1) || ldb < MR_MAX(trans_b ? K : N, 1)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (BT == 0 || M == 0 || N == 0) {
+        return MR_OK;
+    }
+    const SFX(mr_gemm_config)* cfg = SFX(mr_gemm_config_get)();
+
+    /* Phase 2: pick the thread count. Only the threaded and auto variants use more
+     * than one, and auto only when the whole call has enough work. */
+    const double flops = 2.0 * (double)BT * (double)M * (double)N * (double)K;
+    int threads = 1;
+    if (variant == MR_GEMM_THREADED || (variant == MR_GEMM_AUTO && flops >= MR_GEMM_THREAD_MIN_FLOPS)) {
+        threads = mr_max_threads();
+    }
+
+    /* Phase 3: run. */
+    if (threads > 1) {
+        return SFX(gemm_threaded)(c, ldc, stride_c, a, lda, stride_a, b, ldb, stride_b, BT, M, N, K, trans_a,
+                                  trans_b, alpha, beta, variant, threads, cfg);
+    }
+    for (int64_t bt = 0; bt < BT; bt++) {
+        const int s = SFX(gemm_one)(c + bt * stride_c, ldc, a + bt * stride_a, lda, b + bt * stride_b, ldb, M, N, K,
+                                    trans_a, trans_b, alpha, beta, variant, cfg);
+        if (s != MR_OK) {
+            return s;
+        }
+    }
+    return MR_OK;
+}
+
+int SFX(mr_gemm)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb, int64_t M, int64_t N,
+                 int64_t K, int trans_a, int trans_b, real alpha, real beta, int variant)
+{
+    return SFX(mr_gemm_batched)(c, ldc, 0, a, lda, 0, b, ldb, 0, 1, M, N, K, trans_a, trans_b, alpha, beta, variant);
+}

@@ -1,0 +1,157 @@
+"""Argument checks shared by the numpy and the C backend.
+
+Both backends run the same checks before computing, so they raise the same errors with
+the same messages; the C backend runs them before any C call.
+"""
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+
+# The GEMM rungs, by name; the number is the MR_GEMM_* value of csrc/minireparam.h.
+GEMM_VARIANTS = {
+    "auto": 0,
+    "naive": 1,
+    "loop_order": 2,
+    "blocked": 3,
+    "packed": 4,
+    "threaded": 5,
+    "small": 6,
+}
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_variant(op, variant):
+    """Return the MR_GEMM_* number of ``variant``; raise ValueError for an unknown name."""
+    try:
+        return GEMM_VARIANTS[variant]
+    except (KeyError, TypeError):
+        names = ", ".join(repr(name) for name in GEMM_VARIANTS)
+        raise ValueError(f"{op}: unknown variant {variant!r}; expected one of {names}") from None
+
+
+def check_float(op, name, x):
+    """Raise unless ``x`` is an ndarray of float32 or float64."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise DTypeError(f"{op}: {name} must be float32 or float64, got {x.dtype} (shape {x.shape})")
+
+
+def check_same_dtype(op, arrays):
+    """Raise DTypeError unless every named array in ``arrays`` has the first one's dtype."""
+    (first_name, first), *rest = arrays
+    for name, x in rest:
+        if x.dtype != first.dtype:
+            parts = ", ".join(f"{n} {a.dtype} {a.shape}" for n, a in arrays)
+            raise DTypeError(f"{op}: operands must have the same dtype, got {parts}; convert one with .astype()")
+
+
+def matmul_shapes(op, a, b, trans_a, trans_b):
+    """Validate matmul operands; return (batch_shape, M, N, K) of op(a) @ op(b)."""
+    check_float(op, "a", a)
+    check_float(op, "b", b)
+    check_same_dtype(op, [("a", a), ("b", b)])
+    if a.ndim < 2 or b.ndim < 2:
+        raise ShapeError(
+            f"{op}: both operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}"
+        )
+    M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
+    K_b, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    if K != K_b:
+        raise ShapeError(
+            f"{op}: shapes {a.shape} (trans_a={bool(trans_a)}) and {b.shape} (trans_b={bool(trans_b)}) "
+            f"are not aligned: op(a) has {K} columns but op(b) has {K_b} rows"
+        )
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"{op}: the batch dimensions of shapes {a.shape} and {b.shape} do not broadcast") from None
+    return tuple(batch), M, N, K
+
+
+def check_out(op, out, shape, dtype):
+    """Raise unless ``out`` is an ndarray of exactly ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ShapeError(f"{op}: out has shape {out.shape} but the result has shape {tuple(shape)}")
+    if out.dtype != dtype:
+        raise DTypeError(f"{op}: out has dtype {out.dtype} but the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: out (shape {out.shape}) is read-only")
+
+
+def check_rows(op, x, others=()):
+    """Validate softmax-family operands: float, at least 1-D, same shape and dtype."""
+    check_float(op, "x", x)
+    if x.ndim < 1:
+        raise ShapeError(f"{op}: the input needs at least one dimension (the softmax axis), got shape {x.shape}")
+    for name, other in others:
+        check_float(op, name, other)
+        if other.shape != x.shape:
+            raise ShapeError(f"{op}: {name} has shape {other.shape} but the forward output has shape {x.shape}")
+    check_same_dtype(op, [("y" if others else "x", x)] + list(others))
+
+
+def check_cross_entropy(op, logits, target, ignore_index, reduction, label_smoothing):
+    """Validate cross-entropy arguments; return (R, C)."""
+    check_float(op, "logits", logits)
+    if logits.ndim != 2:
+        raise ShapeError(f"{op}: logits must be 2-D (N, C), got shape {logits.shape}")
+    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
+        kind = target.dtype if isinstance(target, np.ndarray) else type(target).__name__
+        raise DTypeError(f"{op}: target must be an integer ndarray (int64), got {kind}")
+    if target.shape != (logits.shape[0],):
+        raise ShapeError(f"{op}: target has shape {target.shape} but logits {logits.shape} need ({logits.shape[0]},)")
+    R, C = logits.shape
+    if C < 1:
+        raise ShapeError(f"{op}: logits need at least one class, got shape {logits.shape}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if int(ignore_index) != ignore_index:
+        raise ValueError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
+    return R, C
+
+
+def check_targets_in_range(op, target, C, ignore_index):
+    """Raise IndexError naming the first target outside [0, C) that is not ignore_index."""
+    bad = (target != ignore_index) & ((target < 0) | (target >= C))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise_target_error(op, row, int(target[row]), C, ignore_index)
+
+
+def raise_target_error(op, row, value, C, ignore_index):
+    """Raise the IndexError for target ``value`` at ``row``."""
+    raise IndexError(
+        f"{op}: target {value} at row {row} is out of range for {C} classes "
+        f"(expected 0 <= target < {C}, or ignore_index={ignore_index})"
+    )
+
+
+def check_grad_loss(op, grad_loss, reduction, R, dtype):
+    """Return grad_loss as an array of the logits' dtype: 0-d for mean/sum, (R,) for none."""
+    grad_loss = np.asarray(grad_loss, dtype=dtype)
+    if reduction == "none":
+        if grad_loss.shape != (R,):
+            raise ShapeError(f"{op}: grad_loss must have shape ({R},) for reduction='none', got {grad_loss.shape}")
+        return grad_loss
+    if grad_loss.size != 1:
+        raise ShapeError(
+            f"{op}: grad_loss must be a scalar for reduction={reduction!r}, got shape {grad_loss.shape}"
+        )
+    return grad_loss.reshape(())
+
+
+def reduce_losses(losses, n_valid, reduction, dtype):
+    """Reduce per-row losses (0 on ignored rows): float64 sum, and NaN for a mean of no rows."""
+    if reduction == "none":
+        return losses.astype(dtype, copy=False)
+    total = np.sum(losses, dtype=np.float64)
+    if reduction == "sum":
+        return np.array(total, dtype=dtype)
+    return np.array(total / n_valid if n_valid > 0 else np.nan, dtype=dtype)

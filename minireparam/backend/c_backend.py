@@ -1,0 +1,396 @@
+"""The C backend: the kernels of csrc/ through the cffi module ``minireparam._ccore``.
+
+Same functions, signatures and conventions as ``numpy_backend`` (the reference). Every
+function checks shapes, dtypes and memory layout in Python before calling C, and turns a
+non-zero C status into an exception naming the op, the shapes and the dtypes.
+
+Layout rules for ``matmul``: the last two axes of an operand reach C without a copy when
+one of them has unit stride; a transposed view (``x.T``, ``swapaxes``) is passed as the
+untransposed matrix with the transpose flag flipped, and a row-strided slice as a larger
+leading dimension. Broadcast batch dimensions become a batch stride of 0. An operand is
+copied only when neither of its last two axes has unit stride (or a stride is negative).
+
+Importing this module raises ImportError when the C core is not built.
+"""
+import os
+
+import numpy as np
+
+from ..errors import ShapeError
+from . import _checks
+
+
+def _configure_openmp_waiting():
+    """Ask OpenMP worker threads to sleep soon after a parallel region ends.
+
+    By default libgomp's idle workers spin for a few hundred thousand iterations (around a
+    millisecond) before sleeping, and OpenBLAS's workers do the same after a numpy BLAS
+    call. A numpy matmul that starts right after a threaded C kernel would then share its
+    cores with our spinning threads. A short spin keeps back-to-back C calls (a training
+    loop) on warm threads while freeing the cores within tens of microseconds; fully
+    passive waiting would add a futex wake-up to every threaded call. The variables are
+    read once, when the OpenMP runtime loads with ``_ccore``; values set by the user win.
+    """
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # libgomp (gcc)
+    os.environ.setdefault("KMP_BLOCKTIME", "0")  # LLVM libomp (clang builds), in ms
+
+
+_configure_openmp_waiting()
+
+from .. import _ccore  # noqa: E402  (after the OpenMP environment is set)
+
+ffi = _ccore.ffi
+lib = _ccore.lib
+name = "c"
+
+_STATUS_NAMES = {
+    lib.MR_ERR_INVALID_ARGUMENT: "invalid argument",
+    lib.MR_ERR_OUT_OF_MEMORY: "out of memory",
+    lib.MR_ERR_TARGET_RANGE: "target out of range",
+}
+
+
+def _describe(arrays):
+    return ", ".join(f"{label} {x.shape} {x.dtype}" for label, x in arrays)
+
+
+def _check_status(status, op, c_function, arrays):
+    """Raise an exception for a non-zero C status, naming the op, shapes and dtypes."""
+    if status == lib.MR_OK:
+        return
+    reason = _STATUS_NAMES.get(status, f"status {status}")
+    message = f"{op}: C kernel {c_function} failed ({reason}) on {_describe(arrays)}"
+    if status == lib.MR_ERR_OUT_OF_MEMORY:
+        raise MemoryError(message)
+    raise RuntimeError(message)
+
+
+def _pointer(ctype, x, offset_bytes=0):
+    return ffi.cast(ctype, x.ctypes.data + offset_bytes)
+
+
+def _suffix(dtype):
+    return "f32" if dtype == np.float32 else "f64"
+
+
+def _ctype(dtype):
+    return "float *" if dtype == np.float32 else "double *"
+
+
+# ---- GEMM -----------------------------------------------------------------------------------
+
+
+def _as_matrix(x, trans):
+    """Return (x, ld, trans) such that C can read x's last two axes through (ld, trans).
+
+    x is returned unchanged when a stride layout fits, else as a C-contiguous copy. The
+    returned trans is the flag to pass to C: flipped when x is stored column-major.
+    """
+    item = x.itemsize
+    rows, cols = x.shape[-2:]
+    s_rows, s_cols = x.strides[-2:]
+    if x.flags.aligned:
+        # Row-major: unit stride along the last axis, rows at least `cols` apart.
+        if (cols == 1 or s_cols == item) and (rows == 1 or (s_rows % item == 0 and s_rows >= max(cols, 1) * item)):
+            ld = s_rows // item if rows > 1 else max(cols, 1)
+            return x, ld, trans
+        # Column-major: the transpose is row-major, so pass it with the flag flipped.
+        if (rows == 1 or s_rows == item) and (cols == 1 or (s_cols % item == 0 and s_cols >= max(rows, 1) * item)):
+            ld = s_cols // item if cols > 1 else max(rows, 1)
+            return x, ld, not trans
+    return np.ascontiguousarray(x), max(cols, 1), trans
+
+
+def _batch_strides(x, batch):
+    """Strides in elements of x's batch axes after broadcasting to ``batch`` (0 = broadcast)."""
+    lead = len(batch) - (x.ndim - 2)
+    strides = []
+    for axis, size in enumerate(batch):
+        source_axis = axis - lead
+        if source_axis < 0 or x.shape[source_axis] == 1:
+            strides.append(0)
+        else:
+            strides.append(x.strides[source_axis])
+    return strides
+
+
+def _collapse_batch(batch, operand_strides):
+    """Merge batch axes that every operand walks with one stride; drop axes of size 1.
+
+    Returns a list of (size, [stride per operand]) from the outermost axis inwards.
+    """
+    merged = []
+    for axis, size in enumerate(batch):
+        if size == 1:
+            continue
+        strides = [s[axis] for s in operand_strides]
+        if merged:
+            outer_size, outer_strides = merged[-1]
+            if all(o == s * size for o, s in zip(outer_strides, strides)):
+                merged[-1] = (outer_size * size, strides)
+                continue
+        merged.append((size, strides))
+    return merged
+
+
+def _out_is_direct(out, M, N):
+    """True when C can write into ``out`` through a row stride, without a temporary."""
+    if out.flags.c_contiguous:
+        return True
+    item = out.itemsize
+    return (
+        out.ndim == 2 and out.flags.aligned
+        and (N == 1 or out.strides[1] == item)
+        and (M == 1 or (out.strides[0] % item == 0 and out.strides[0] >= max(N, 1) * item))
+    )
+
+
+def _gemm_call(op, a, b, c, trans_a, trans_b, alpha, beta, variant_number, batch, M, N, K):
+    """Run the batched C GEMM for already-validated operands; c is writable and direct."""
+    a, lda, flag_a = _as_matrix(a, trans_a)
+    b, ldb, flag_b = _as_matrix(b, trans_b)
+    item = a.itemsize
+    ldc = c.strides[-2] // item if M > 1 else max(N, 1)
+
+    strides_a = _batch_strides(a, batch)
+    strides_b = _batch_strides(b, batch)
+    strides_c = list(c.strides[:-2])
+    if any(s < 0 or s % item for s in strides_a):
+        a = np.ascontiguousarray(a)
+        a, lda, flag_a = _as_matrix(a, trans_a)
+        strides_a = _batch_strides(a, batch)
+    if any(s < 0 or s % item for s in strides_b):
+        b = np.ascontiguousarray(b)
+        b, ldb, flag_b = _as_matrix(b, trans_b)
+        strides_b = _batch_strides(b, batch)
+
+    axes = _collapse_batch(batch, [strides_a, strides_b, strides_c])
+    if axes:
+        inner_size, (inner_a, inner_b, inner_c) = axes[-1]
+        outer = axes[:-1]
+    else:
+        inner_size, inner_a, inner_b, inner_c, outer = 1, 0, 0, 0, []
+
+    suffix = _suffix(a.dtype)
+    ctype = _ctype(a.dtype)
+    function = getattr(lib, "mr_gemm_batched_" + suffix)
+    for index in np.ndindex(*[size for size, _ in outer]):
+        offset_a = offset_b = offset_c = 0
+        for i, (_, (sa, sb, sc)) in zip(index, outer):
+            offset_a += i * sa
+            offset_b += i * sb
+            offset_c += i * sc
+        status = function(
+            _pointer(ctype, c, offset_c), ldc, inner_c // item,
+            _pointer(ctype, a, offset_a), lda, inner_a // item,
+            _pointer(ctype, b, offset_b), ldb, inner_b // item,
+            inner_size, M, N, K, int(flag_a), int(flag_b), alpha, beta, variant_number,
+        )
+        _check_status(status, op, "mr_gemm_batched_" + suffix, [("a", a), ("b", b), ("out", c)])
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, variant="auto"):
+    """Return op(a) @ op(b) on the C GEMM; see numpy_backend.matmul for the contract."""
+    variant_number = _checks.check_variant("matmul", variant)
+    batch, M, N, K = _checks.matmul_shapes("matmul", a, b, trans_a, trans_b)
+    shape = batch + (M, N)
+    if out is not None:
+        _checks.check_out("matmul", out, shape, a.dtype)
+    if out is not None and _out_is_direct(out, M, N) and not (
+        np.may_share_memory(out, a) or np.may_share_memory(out, b)
+    ):
+        c = out
+    else:
+        c = np.empty(shape, dtype=a.dtype)
+
+    if c.size > 0:
+        if K == 0:
+            c.fill(0)
+        else:
+            _gemm_call("matmul", a, b, c, trans_a, trans_b, 1.0, 0.0, variant_number, batch, M, N, K)
+    if out is not None and c is not out:
+        out[...] = c
+        return out
+    return c
+
+
+def gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, variant="auto"):
+    """Set c = alpha * op(a) @ op(b) + beta * c in place and return c (beta = 0 ignores c's values)."""
+    variant_number = _checks.check_variant("gemm", variant)
+    batch, M, N, K = _checks.matmul_shapes("gemm", a, b, trans_a, trans_b)
+    _checks.check_out("gemm", c, batch + (M, N), a.dtype)
+    direct = _out_is_direct(c, M, N) and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))
+    target = c if direct else np.ascontiguousarray(c)
+    if target.size > 0:
+        _gemm_call("gemm", a, b, target, trans_a, trans_b, float(alpha), float(beta), variant_number, batch, M, N,
+                   max(K, 0))
+    if target is not c:
+        c[...] = target
+    return c
+
+
+# ---- softmax family ---------------------------------------------------------------------------
+
+
+def _row_output(op, x, out):
+    """Return (buffer C writes into, out): out itself when contiguous, else a new array."""
+    if out is None:
+        return np.empty_like(x, order="C"), None
+    _checks.check_out(op, out, x.shape, x.dtype)
+    if out.flags.c_contiguous:
+        return out, out
+    return np.empty_like(x, order="C"), out
+
+
+def _row_kernel(op, c_name, out, arrays):
+    """Run a softmax-family C kernel over the rows of C-contiguous ``arrays``."""
+    x = arrays[0]
+    C = x.shape[-1]
+    R = x.size // C if C > 0 else 0
+    buffer, target = _row_output(op, x, out)
+    if x.size > 0:
+        suffix = _suffix(x.dtype)
+        ctype = _ctype(x.dtype)
+        function = getattr(lib, f"{c_name}_{suffix}")
+        pointers = [_pointer(ctype, buffer)] + [_pointer(ctype, a) for a in arrays]
+        status = function(*pointers, R, C)
+        _check_status(status, op, f"{c_name}_{suffix}", [("x", a) for a in arrays])
+    if target is not None and buffer is not target:
+        target[...] = buffer
+        return target
+    return buffer
+
+
+def softmax(x, out=None):
+    """Softmax over the last axis (any leading shape); see numpy_backend for -inf rows."""
+    _checks.check_rows("softmax", x)
+    return _row_kernel("softmax", "mr_softmax_forward", out, [np.ascontiguousarray(x)])
+
+
+def log_softmax(x, out=None):
+    """Log-softmax over the last axis (any leading shape)."""
+    _checks.check_rows("log_softmax", x)
+    return _row_kernel("log_softmax", "mr_log_softmax_forward", out, [np.ascontiguousarray(x)])
+
+
+def softmax_backward(y, dy, out=None):
+    """dx = y * (dy - sum(dy * y)) from the softmax output y."""
+    _checks.check_rows("softmax_backward", y, [("dy", dy)])
+    # The C argument order is (dinp, dout, out): the upstream gradient comes first.
+    return _row_kernel("softmax_backward", "mr_softmax_backward", out,
+                       [np.ascontiguousarray(dy), np.ascontiguousarray(y)])
+
+
+def log_softmax_backward(y, dy, out=None):
+    """dx = dy - exp(y) * sum(dy) from the log_softmax output y; 0 where y = -inf."""
+    _checks.check_rows("log_softmax_backward", y, [("dy", dy)])
+    return _row_kernel("log_softmax_backward", "mr_log_softmax_backward", out,
+                       [np.ascontiguousarray(dy), np.ascontiguousarray(y)])
+
+
+# ---- cross-entropy ---------------------------------------------------------------------------------
+
+
+def cross_entropy(logits, target, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Fused cross-entropy forward; see numpy_backend.cross_entropy for the contract."""
+    op = "cross_entropy"
+    R, C = _checks.check_cross_entropy(op, logits, target, ignore_index, reduction, label_smoothing)
+    logits_c = np.ascontiguousarray(logits)
+    target_c = np.ascontiguousarray(target, dtype=np.int64)
+    losses = np.empty(R, dtype=logits.dtype)
+    lse = np.empty(R, dtype=logits.dtype)
+    counts = np.zeros(2, dtype=np.int64)  # [rows kept, first bad row]
+    suffix = _suffix(logits.dtype)
+    ctype = _ctype(logits.dtype)
+    status = getattr(lib, "mr_cross_entropy_forward_" + suffix)(
+        _pointer(ctype, losses), _pointer(ctype, lse),
+        _pointer("int64_t *", counts), _pointer("int64_t *", counts, 8),
+        _pointer(ctype, logits_c), _pointer("int64_t *", target_c),
+        R, C, int(ignore_index), float(label_smoothing),
+    )
+    if status == lib.MR_ERR_TARGET_RANGE:
+        row = int(counts[1])
+        _checks.raise_target_error(op, row, int(target_c[row]), C, ignore_index)
+    _check_status(status, op, "mr_cross_entropy_forward_" + suffix, [("logits", logits), ("target", target)])
+    loss = _checks.reduce_losses(losses, int(counts[0]), reduction, logits.dtype)
+    return loss, lse
+
+
+def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0, out=None):
+    """Fused cross-entropy backward; see numpy_backend.cross_entropy_backward for the contract."""
+    op = "cross_entropy_backward"
+    R, C = _checks.check_cross_entropy(op, logits, target, ignore_index, reduction, label_smoothing)
+    _checks.check_float(op, "lse", lse)
+    if lse.shape != (R,):
+        raise ShapeError(f"{op}: lse has shape {lse.shape} but logits {logits.shape} need ({R},)")
+    dtype = logits.dtype
+    grad_loss = _checks.check_grad_loss(op, grad_loss, reduction, R, dtype)
+    target_c = np.ascontiguousarray(target, dtype=np.int64)
+    _checks.check_targets_in_range(op, target_c, C, ignore_index)
+    buffer, final = _row_output(op, logits, out)
+
+    if reduction == "none":
+        scale, scale_stride = np.ascontiguousarray(grad_loss), 1
+    elif reduction == "sum":
+        scale, scale_stride = grad_loss.reshape(1).copy(), 0
+    else:
+        n_valid = int(np.count_nonzero(target_c != ignore_index))
+        if n_valid == 0:
+            buffer.fill(0)
+            scale = None
+        else:
+            scale, scale_stride = np.array([float(grad_loss) / n_valid], dtype=dtype), 0
+
+    if scale is not None and R > 0:
+        suffix = _suffix(dtype)
+        ctype = _ctype(dtype)
+        status = getattr(lib, "mr_cross_entropy_backward_" + suffix)(
+            _pointer(ctype, buffer), _pointer(ctype, scale), scale_stride,
+            _pointer(ctype, np.ascontiguousarray(logits)), _pointer("int64_t *", target_c),
+            _pointer(ctype, np.ascontiguousarray(lse, dtype=dtype)),
+            R, C, int(ignore_index), float(label_smoothing),
+        )
+        _check_status(status, op, "mr_cross_entropy_backward_" + suffix, [("logits", logits), ("target", target)])
+    if final is not None and buffer is not final:
+        final[...] = buffer
+        return final
+    return buffer
+
+
+# ---- threads and build facts ------------------------------------------------------------------------
+
+
+def set_num_threads(n):
+    """Set the threads of the threaded GEMM and the large row kernels (n < 1: every core)."""
+    lib.mr_set_num_threads(int(n))
+
+
+def get_num_threads():
+    return int(lib.mr_get_num_threads())
+
+
+def build_info():
+    """Return the C core's build facts as a dict."""
+    mr32, nr32, mr64, nr64 = (ffi.new("int *") for _ in range(4))
+    lib.mr_gemm_micro_tile(0, mr32, nr32)
+    lib.mr_gemm_micro_tile(1, mr64, nr64)
+    return {
+        "compiler": ffi.string(lib.mr_build_compiler()).decode(),
+        "flags": ffi.string(lib.mr_build_flags()).decode(),
+        "simd": ffi.string(lib.mr_simd_level()).decode(),
+        "simd_compiled": bool(lib.mr_simd_compiled()),
+        "openmp": bool(lib.mr_openmp_enabled()),
+        "threads": get_num_threads(),
+        "micro_tile": {"float32": (mr32[0], nr32[0]), "float64": (mr64[0], nr64[0])},
+    }
+
+
+_env_threads = os.environ.get("MINIREPARAM_NUM_THREADS")
+if _env_threads:
+    try:
+        set_num_threads(int(_env_threads))
+    except ValueError:
+        raise ValueError(
+            f"MINIREPARAM_NUM_THREADS must be an integer thread count, got {_env_threads!r}"
+        ) from None

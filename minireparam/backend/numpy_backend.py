@@ -1,0 +1,203 @@
+"""The numpy reference backend: every kernel of the C core, written with numpy.
+
+It is the specification the C backend is tested against, the fallback when the C core
+is not built, and the "straightforward multi-pass" baseline of the benchmarks. Functions
+take and return ndarrays (never Tensors) and have the same signatures, checks and
+edge-case conventions as ``c_backend``:
+
+- softmax of a row of only -inf is all zeros, log_softmax of it is -inf, and both
+  backwards give 0 there; any -inf input gets probability 0 and gradient 0;
+- cross-entropy rows whose target is ``ignore_index`` give loss 0 and gradient 0; a
+  "mean" over no rows is NaN with an all-zero gradient; a non-ignored row of only -inf
+  logits has loss +inf and gradient 0.
+"""
+import numpy as np
+
+from ..errors import ShapeError
+from . import _checks
+
+name = "numpy"
+
+
+def _finish(op, result, out):
+    """Write ``result`` into ``out`` when given (checking it), and return the array."""
+    if out is None:
+        return result
+    _checks.check_out(op, out, result.shape, result.dtype)
+    out[...] = result
+    return out
+
+
+# ---- GEMM -------------------------------------------------------------------------------
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, variant="auto"):
+    """Return op(a) @ op(b) with numpy.matmul's batch broadcasting.
+
+    Args:
+        a: (..., M, K), or (..., K, M) when ``trans_a`` (op(a) swaps the last two axes).
+        b: (..., K, N), or (..., N, K) when ``trans_b``.
+        out: optional (..., M, N) array of the same dtype to write into.
+        variant: a GEMM rung name; checked, otherwise ignored by this backend.
+
+    Returns:
+        The (..., M, N) product, C-contiguous unless ``out`` was given.
+    """
+    _checks.check_variant("matmul", variant)
+    batch, M, N, _ = _checks.matmul_shapes("matmul", a, b, trans_a, trans_b)
+    op_a = np.swapaxes(a, -1, -2) if trans_a else a
+    op_b = np.swapaxes(b, -1, -2) if trans_b else b
+    if out is not None:
+        _checks.check_out("matmul", out, batch + (M, N), a.dtype)
+    result = np.matmul(op_a, op_b)
+    return _finish("matmul", np.ascontiguousarray(result), out)
+
+
+def gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, variant="auto"):
+    """Set c = alpha * op(a) @ op(b) + beta * c in place and return c (beta = 0 ignores c's values)."""
+    _checks.check_variant("gemm", variant)
+    batch, M, N, _ = _checks.matmul_shapes("gemm", a, b, trans_a, trans_b)
+    _checks.check_out("gemm", c, batch + (M, N), a.dtype)
+    op_a = np.swapaxes(a, -1, -2) if trans_a else a
+    op_b = np.swapaxes(b, -1, -2) if trans_b else b
+    product = alpha * np.matmul(op_a, op_b)
+    if beta == 0:
+        c[...] = product
+    else:
+        c[...] = product + beta * c
+    return c
+
+
+# ---- softmax family -------------------------------------------------------------------------
+
+
+def _safe_max(x):
+    """Row max with -inf replaced by 0, so x - max stays -inf (not NaN) on all -inf rows."""
+    m = np.max(x, axis=-1, keepdims=True) if x.shape[-1] > 0 else np.zeros(x.shape[:-1] + (1,), x.dtype)
+    return np.where(m == -np.inf, np.zeros((), x.dtype), m)
+
+
+def softmax(x, out=None):
+    """Softmax over the last axis of ``x`` (any leading shape): exp(x - max) / sum."""
+    _checks.check_rows("softmax", x)
+    e = np.exp(x - _safe_max(x))
+    s = np.sum(e, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = e / np.where(s == 0, np.ones((), x.dtype), s)
+    return _finish("softmax", y.astype(x.dtype, copy=False), out)
+
+
+def log_softmax(x, out=None):
+    """Log-softmax over the last axis: x - max - log(sum(exp(x - max)))."""
+    _checks.check_rows("log_softmax", x)
+    m = _safe_max(x)
+    s = np.sum(np.exp(x - m), axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lse = m + np.log(s)
+        y = np.where(s == 0, np.array(-np.inf, x.dtype), x - lse)
+    return _finish("log_softmax", y.astype(x.dtype, copy=False), out)
+
+
+def softmax_backward(y, dy, out=None):
+    """Gradient of softmax from its output y: dx = y * (dy - sum(dy * y))."""
+    _checks.check_rows("softmax_backward", y, [("dy", dy)])
+    dx = y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+    return _finish("softmax_backward", dx.astype(y.dtype, copy=False), out)
+
+
+def log_softmax_backward(y, dy, out=None):
+    """Gradient of log_softmax from its output y: dx = dy - exp(y) * sum(dy), 0 where y = -inf."""
+    _checks.check_rows("log_softmax_backward", y, [("dy", dy)])
+    dx = dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)
+    dx = np.where(y == -np.inf, np.zeros((), y.dtype), dx)
+    return _finish("log_softmax_backward", dx.astype(y.dtype, copy=False), out)
+
+
+# ---- cross-entropy ---------------------------------------------------------------------------
+
+
+def cross_entropy(logits, target, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of (N, C) logits against (N,) class indices.
+
+    Per row, with lse the log-sum-exp of the row and eps = label_smoothing:
+        loss = (1 - eps) * (lse - logits[t]) + eps * (lse - mean(logits))
+    Rows whose target is ``ignore_index`` contribute 0; "mean" divides by the rows kept.
+
+    Returns:
+        (loss, lse): loss is 0-d for "mean"/"sum" and (N,) for "none"; lse is (N,), 0 on
+        ignored rows, and is what cross_entropy_backward needs.
+    """
+    op = "cross_entropy"
+    R, C = _checks.check_cross_entropy(op, logits, target, ignore_index, reduction, label_smoothing)
+    _checks.check_targets_in_range(op, target, C, ignore_index)
+    eps = float(label_smoothing)
+    x = logits.astype(np.float64)
+    valid = target != ignore_index
+    safe_target = np.where(valid, target, 0).astype(np.int64)
+
+    m = _safe_max(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lse = (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[:, 0]
+        x_t = np.take_along_axis(x, safe_target[:, None], axis=1)[:, 0]
+        losses = (1.0 - eps) * (lse - x_t)
+        if eps != 0.0:
+            losses = losses + eps * (lse - np.mean(x, axis=1))
+    losses = np.where(lse == -np.inf, np.inf, losses)
+    losses = np.where(valid, losses, 0.0)
+    lse = np.where(valid, lse, 0.0)
+    loss = _checks.reduce_losses(losses, int(np.count_nonzero(valid)), reduction, logits.dtype)
+    return loss, lse.astype(logits.dtype)
+
+
+def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0, out=None):
+    """Gradient of cross_entropy with respect to the logits.
+
+    dlogits = (softmax(logits) - (1 - eps) * onehot(target) - eps / C) * scale, where scale
+    is grad_loss (0-d for "mean"/"sum", (N,) for "none"), divided by the number of kept
+    rows for "mean". Ignored rows, and all rows of a "mean" over no rows, get 0.
+    """
+    op = "cross_entropy_backward"
+    R, C = _checks.check_cross_entropy(op, logits, target, ignore_index, reduction, label_smoothing)
+    _checks.check_targets_in_range(op, target, C, ignore_index)
+    _checks.check_float(op, "lse", lse)
+    if lse.shape != (R,):
+        raise ShapeError(f"{op}: lse has shape {lse.shape} but logits {logits.shape} need ({R},)")
+    grad_loss = _checks.check_grad_loss(op, grad_loss, reduction, R, np.float64)
+    eps = float(label_smoothing)
+    valid = target != ignore_index
+    n_valid = int(np.count_nonzero(valid))
+
+    if reduction == "none":
+        scale = grad_loss
+    elif reduction == "sum":
+        scale = np.full(R, float(grad_loss))
+    else:
+        scale = np.full(R, float(grad_loss) / n_valid if n_valid > 0 else 0.0)
+    lse64 = lse.astype(np.float64)
+    keep = valid & (lse64 != -np.inf)
+    scale = np.where(keep, scale, 0.0)
+
+    with np.errstate(invalid="ignore"):
+        p = np.exp(logits.astype(np.float64) - np.where(keep, lse64, 0.0)[:, None])
+    dx = (p - eps / C) * scale[:, None]
+    rows = np.nonzero(keep)[0]
+    dx[rows, target[rows]] -= (1.0 - eps) * scale[rows]
+    dx = np.where(keep[:, None], dx, 0.0)
+    return _finish(op, dx.astype(logits.dtype), out)
+
+
+# ---- threads ------------------------------------------------------------------------------------
+
+_num_threads = None
+
+
+def set_num_threads(n):
+    """Record the thread count; numpy's own BLAS threads are not changed by this backend."""
+    global _num_threads
+    _num_threads = int(n)
+
+
+def get_num_threads():
+    """Return the recorded thread count (1 when never set: these kernels are single-threaded)."""
+    return 1 if _num_threads is None else _num_threads
