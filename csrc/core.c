@@ -3,6 +3,7 @@
  * portable kernels, the thread count, per-thread packing buffers, build facts and
  * the measured FMA peak.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,38 +139,68 @@ int mr_threads_for(int64_t work)
 /* ---- per-thread scratch ---------------------------------------------------------- */
 
 /* Packing buffers grow to the largest request seen on the thread and stay for later
- * calls, so a training loop does not map fresh pages on every GEMM. */
-static _Thread_local void* t_scratch[2];
-static _Thread_local size_t t_scratch_bytes[2];
+ * calls, so a training loop does not map fresh pages on every GEMM. They hang off a
+ * pthread key whose destructor frees them when the thread exits, because OpenMP
+ * retires worker threads when the team shrinks (mr_set_num_threads). */
+typedef struct {
+    void* buffer[2];
+    size_t bytes[2];
+} scratch_set;
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_destroy(void* pointer)
+{
+    scratch_set* set = (scratch_set*)pointer;
+    free(set->buffer[0]);
+    free(set->buffer[1]);
+    free(set);
+}
+
+static void scratch_key_create(void)
+{
+    pthread_key_create(&g_scratch_key, scratch_destroy);
+}
 
 void* mr_scratch(int slot, size_t bytes)
 {
+    pthread_once(&g_scratch_once, scratch_key_create);
+    scratch_set* set = (scratch_set*)pthread_getspecific(g_scratch_key);
+    if (set == NULL) {
+        set = (scratch_set*)calloc(1, sizeof(scratch_set));
+        if (set == NULL || pthread_setspecific(g_scratch_key, set) != 0) {
+            free(set);
+            return NULL;
+        }
+    }
     if (bytes == 0) {
         bytes = 64;
     }
-    if (t_scratch_bytes[slot] >= bytes) {
-        return t_scratch[slot];
+    if (set->bytes[slot] >= bytes) {
+        return set->buffer[slot];
     }
-    free(t_scratch[slot]);
-    t_scratch[slot] = NULL;
-    t_scratch_bytes[slot] = 0;
+    free(set->buffer[slot]);
+    set->buffer[slot] = NULL;
+    set->bytes[slot] = 0;
     /* aligned_alloc wants a size that is a multiple of the alignment. */
     const size_t rounded = (bytes + 63) & ~(size_t)63;
     void* p = aligned_alloc(64, rounded);
     if (p == NULL) {
         return NULL;
     }
-    t_scratch[slot] = p;
-    t_scratch_bytes[slot] = rounded;
+    set->buffer[slot] = p;
+    set->bytes[slot] = rounded;
     return p;
 }
 
 void mr_release_scratch(void)
 {
-    for (int slot = 0; slot < 2; slot++) {
-        free(t_scratch[slot]);
-        t_scratch[slot] = NULL;
-        t_scratch_bytes[slot] = 0;
+    pthread_once(&g_scratch_once, scratch_key_create);
+    scratch_set* set = (scratch_set*)pthread_getspecific(g_scratch_key);
+    if (set != NULL) {
+        pthread_setspecific(g_scratch_key, NULL);
+        scratch_destroy(set);
     }
 }
 
