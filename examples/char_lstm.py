@@ -19,6 +19,7 @@ import minireparam as mr
 from minireparam import optim
 from minireparam.data import DataError, load_corpus, random_windows, sequential_windows
 from minireparam.models import CharLSTM, Trainer, bits_per_character
+from minireparam.models.language import default_prompt
 from minireparam.models.training import add_training_arguments, fill_defaults, finish_run, positive_int, run_or_exit
 
 DEFAULTS = {
@@ -46,7 +47,8 @@ def parse_args(argv=None):
         help="windows to score in each split (default: all of the validation split, "
              "and as many from the training split)",
     )
-    parser.add_argument("--prompt", default="The ", help="text the sample continues (default: 'The ')")
+    parser.add_argument("--prompt", help="text the sample continues (default: 'The ', or the text's "
+                        "first character if the text lacks those characters)")
     parser.add_argument("--temperature", type=float, default=0.8,
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
@@ -61,6 +63,8 @@ def main(argv=None):
         corpus = load_corpus(args.text)
         validation = sequential_windows(corpus.validation_ids, args.seq_len, args.eval_windows, "validation")
         training_sample = sequential_windows(corpus.train_ids, args.seq_len, len(validation[0]), "training")
+        if args.prompt is None:
+            args.prompt = default_prompt(corpus.vocabulary, corpus.train_text)
         prompt_ids = corpus.vocabulary.encode(args.prompt)
     except (OSError, DataError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -22,6 +22,7 @@ import minireparam as mr
 from minireparam import optim
 from minireparam.data import DataError, load_corpus, random_windows, sequential_windows
 from minireparam.models import TinyGPT, Trainer, bits_per_character
+from minireparam.models.language import default_prompt
 from minireparam.models.training import add_training_arguments, fill_defaults, finish_run, positive_int, run_or_exit
 
 DEFAULTS = {
@@ -50,7 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between validation reports (default: 500)")
     parser.add_argument("--eval-windows", type=positive_int,
                         help="windows to score in each split (default: the whole validation split)")
-    parser.add_argument("--prompt", default="The ", help="text the sample continues (default: 'The ')")
+    parser.add_argument("--prompt", help="text the sample continues (default: 'The ', or the text's "
+                        "first character if the text lacks those characters)")
     parser.add_argument("--temperature", type=float, default=0.8,
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
@@ -75,6 +77,8 @@ def main(argv=None):
         corpus = load_corpus(args.text)
         validation = sequential_windows(corpus.validation_ids, args.context, args.eval_windows, "validation")
         training_sample = sequential_windows(corpus.train_ids, args.context, len(validation[0]), "training")
+        if args.prompt is None:
+            args.prompt = default_prompt(corpus.vocabulary, corpus.train_text)
         prompt_ids = corpus.vocabulary.encode(args.prompt)
     except (OSError, DataError) as error:
         raise SystemExit(f"error: {error}") from None

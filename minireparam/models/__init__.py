@@ -5,10 +5,10 @@ runs any model with checkpoints and exact resume.
 """
 from .char_lstm import CharLSTM
 from .gpt import TinyGPT
-from .language import bits_per_character, sample_next
+from .language import bits_per_character, default_prompt, sample_next
 from .training import NonFiniteLossError, ResumeError, Trainer, TrainingResult
 
 __all__ = [
-    "CharLSTM", "TinyGPT", "bits_per_character", "sample_next", "Trainer", "TrainingResult",
+    "CharLSTM", "TinyGPT", "bits_per_character", "default_prompt", "sample_next", "Trainer", "TrainingResult",
     "NonFiniteLossError", "ResumeError",
 ]

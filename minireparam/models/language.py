@@ -64,3 +64,14 @@ def sample_next(logits, temperature, generator=None):
     uniform = resolve(generator).uniform(0.0, 1.0, size=(len(logits), 1), dtype=np.float64)
     choice = (cumulative <= uniform).sum(axis=-1)
     return np.minimum(choice, logits.shape[-1] - 1).astype(np.int64)
+
+
+def default_prompt(vocabulary, text, preferred="The "):
+    """Return ``preferred`` if every character of it is in ``vocabulary``, else the first character of ``text``.
+
+    A user's own corpus may lack the characters of the usual prompt, and sampling then
+    still has a valid start.
+    """
+    if set(preferred) <= set(vocabulary.chars):
+        return preferred
+    return text[0]

@@ -1,0 +1,135 @@
+"""Run each bundled example in --quick mode as a user would, in a subprocess.
+
+Each run must exit 0, lower its loss, and write its metrics JSON, its checkpoint and its
+pictures into the temporary --out folder. Two runs check that an example resumed from a
+checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minireparam as mr
+from minireparam.models.training import CHECKPOINT_NAME
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(REPOSITORY, "examples")
+
+
+def run_example(name, *arguments, expect_failure=False):
+    command = [sys.executable, os.path.join(EXAMPLES, name), "--no-progress", *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, timeout=300)
+    if expect_failure:
+        assert completed.returncode != 0, f"{name} {arguments} should fail:\n{completed.stdout}"
+    else:
+        assert completed.returncode == 0, f"{name} {arguments} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed
+
+
+def read_metrics(out):
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def assert_trained(out, steps):
+    metrics = read_metrics(out)
+    assert metrics["steps"] == steps
+    assert len(metrics["loss_history"]) == steps
+    assert metrics["final_loss"] < metrics["initial_loss"], (
+        f"loss did not fall: first steps {metrics['initial_loss']:.4f}, last steps {metrics['final_loss']:.4f}"
+    )
+    assert metrics["seconds"] > 0.0
+    assert os.path.isfile(os.path.join(out, CHECKPOINT_NAME))
+    return metrics
+
+
+def assert_same_checkpoint_weights(first_out, second_out):
+    first = mr.load(os.path.join(first_out, CHECKPOINT_NAME))
+    second = mr.load(os.path.join(second_out, CHECKPOINT_NAME))
+    assert first["step"] == second["step"]
+    assert first["model"].keys() == second["model"].keys()
+    for name in first["model"]:
+        np.testing.assert_array_equal(first["model"][name], second["model"][name], err_msg=f"{name} differs")
+
+
+# -- char_lstm.py ----------------------------------------------------------------------------
+
+
+def test_char_lstm_quick(tmp_path):
+    out = str(tmp_path)
+    completed = run_example("char_lstm.py", "--quick", "--out", out, "--prompt", "def ")
+    metrics = assert_trained(out, steps=40)
+    assert 0.0 < metrics["validation_bits_per_char"] < 6.7
+    assert 0.0 < metrics["train_bits_per_char"] < 6.7
+    assert metrics["sample"].startswith("def ")
+    assert "validation" in completed.stdout
+    assert "time taken" in completed.stdout
+
+
+def test_char_lstm_text_file_and_metrics_path(tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
+    metrics_path = tmp_path / "elsewhere" / "m.json"
+    run_example("char_lstm.py", "--quick", "--steps", "5", "--out", str(tmp_path / "out"), "--text", str(text),
+                "--metrics", str(metrics_path))
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["text"] == str(text)
+    assert metrics["vocabulary_size"] == len(set("the quick brown fox jumps over the lazy dog. "))
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "text file not found"),
+    (b"", "is empty"),
+    (b"\xff\xfe bad bytes", "not valid UTF-8"),
+])
+def test_char_lstm_bad_text_file(tmp_path, content, message):
+    path = tmp_path / "input.txt"
+    if content is not None:
+        path.write_bytes(content)
+    completed = run_example("char_lstm.py", "--quick", "--out", str(tmp_path / "out"), "--text", str(path),
+                            expect_failure=True)
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_char_lstm_resume_equals_uninterrupted(tmp_path):
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    run_example("char_lstm.py", "--quick", "--steps", "12", "--checkpoint-every", "4", "--out", whole)
+    run_example("char_lstm.py", "--quick", "--steps", "6", "--checkpoint-every", "4", "--out", parts)
+    run_example("char_lstm.py", "--quick", "--steps", "12", "--checkpoint-every", "4", "--out", parts, "--resume")
+    assert_same_checkpoint_weights(whole, parts)
+    assert read_metrics(parts)["resumed_from_step"] == 6
+
+
+def test_char_lstm_resume_with_other_settings_fails(tmp_path):
+    out = str(tmp_path)
+    run_example("char_lstm.py", "--quick", "--steps", "3", "--out", out)
+    completed = run_example("char_lstm.py", "--quick", "--steps", "6", "--out", out, "--resume", "--lr", "0.5",
+                            expect_failure=True)
+    assert "trained with other settings (lr: checkpoint 0.01, now 0.5)" in completed.stderr
+
+
+# -- tiny_gpt.py -----------------------------------------------------------------------------
+
+
+def test_tiny_gpt_quick(tmp_path):
+    out = str(tmp_path / "gpt")
+    lstm_metrics = tmp_path / "lstm.json"
+    lstm_metrics.write_text(json.dumps({"validation_bits_per_char": 2.5}))
+    completed = run_example("tiny_gpt.py", "--quick", "--out", out, "--compare", str(lstm_metrics))
+    metrics = assert_trained(out, steps=30)
+    assert 0.0 < metrics["validation_bits_per_char"] < 6.7
+    assert metrics["char_lstm_validation_bits_per_char"] == 2.5
+    assert "char-LSTM: validation 2.5000 bits/char" in completed.stdout
+
+
+def test_tiny_gpt_resume_with_dropout(tmp_path):
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    common = ["--quick", "--dropout", "0.2", "--checkpoint-every", "4"]
+    run_example("tiny_gpt.py", *common, "--steps", "10", "--out", whole)
+    run_example("tiny_gpt.py", *common, "--steps", "5", "--out", parts)
+    run_example("tiny_gpt.py", *common, "--steps", "10", "--out", parts, "--resume")
+    assert_same_checkpoint_weights(whole, parts)
