@@ -278,10 +278,11 @@ def _build_sequential(draw):
 
 
 def _recurrent_case(draw, layer_type, implementation=None):
+    num_layers = draw.integers(1, 2)
     options = dict(
-        num_layers=draw.integers(1, 2), bias=draw.boolean(), batch_first=draw.boolean(),
-        bidirectional=draw.boolean(), generator=_generator(draw),
-    )
+        num_layers=num_layers, bias=draw.boolean(), batch_first=draw.boolean(),
+        bidirectional=num_layers == 1 and draw.boolean(), generator=_generator(draw),
+    )  # two layers or two directions, not both, to keep each case fast
     if implementation is not None:
         options["implementation"] = implementation
     if layer_type is RNN:
