@@ -182,7 +182,7 @@ class Distribution:
         inside = np.asarray(support.check(value.data))
         if not inside.all():
             index = tuple(int(i) for i in np.argwhere(~inside)[0]) if inside.ndim else ()
-            shown = value.data[index]
+            shown = np.asarray(value.data[index]).tolist()
             raise ValueError(
                 f"{name}.log_prob: the value must be in the support ({support.description}), "
                 f"got {shown!r} at index {index} ({int((~inside).sum())} values outside). "

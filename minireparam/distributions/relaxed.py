@@ -101,6 +101,18 @@ class StraightThroughOneHot(Op):
         return (g,)
 
 
+class StraightThroughRound(Op):
+    """Forward: 1 where the relaxed binary sample is above 1/2, else 0. Backward: the identity."""
+
+    name = "distributions.straight_through_round"
+
+    def forward(self, relaxed):
+        return (relaxed > 0.5).astype(relaxed.dtype)
+
+    def vjp(self, g):
+        return (g,)
+
+
 class RelaxedOneHotCategorical(Distribution):
     """Concrete / Gumbel-softmax on the simplex: x = softmax((logits + G)/τ).
 

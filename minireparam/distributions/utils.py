@@ -81,7 +81,8 @@ def check_parameter(owner, name, value, constraint):
     shown = []
     for index in bad[:5]:
         index = tuple(int(i) for i in index)
-        shown.append(f"{data[index]!r}" if not index else f"{data[index]!r} at {index}")
+        value = np.asarray(data[index]).tolist()
+        shown.append(f"{value!r}" if not index else f"{value!r} at {index}")
     more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
     raise ValueError(
         f"{owner}: parameter '{name}' must be {constraint.description}, got "
