@@ -36,7 +36,9 @@ class TorchGaussianVAE(nn.Module):
         self.to_mean = nn.Linear(hidden_size, latent_dim)
         self.to_logvar = nn.Linear(hidden_size, latent_dim)
         self.decoder = nn.Sequential(
-            nn.Sequential(nn.Linear(latent_dim, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU()),
+            nn.Sequential(
+                nn.Linear(latent_dim, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+            ),
             nn.Linear(hidden_size, data_dim),
         )
 
@@ -87,8 +89,10 @@ def main():
     parser.add_argument("--latent-dim", type=int, default=16, help="size of z (default: 16)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per step (default: 128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    parser.add_argument("--elbo-samples", type=int, default=10, help="draws per test image for the ELBO (default: 10)")
-    parser.add_argument("--iw-samples", type=int, default=100, help="K for the importance-weighted bound (default: 100)")
+    parser.add_argument("--elbo-samples", type=int, default=10,
+                        help="draws per test image for the ELBO (default: 10)")
+    parser.add_argument("--iw-samples", type=int, default=100,
+                        help="K for the importance-weighted bound (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch order and torch (default: 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--same-init", action="store_true", help="start from minireparam's initial weights")

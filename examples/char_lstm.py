@@ -35,13 +35,16 @@ QUICK = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text", metavar="FILE", help="train on this UTF-8 text file (default: the pydoc topics)")
-    parser.add_argument("--embedding-dim", type=positive_int, metavar="N", help="character embedding size (default: 64)")
+    parser.add_argument("--embedding-dim", type=positive_int, metavar="N",
+                        help="character embedding size (default: 64)")
     parser.add_argument("--hidden-size", type=positive_int, metavar="N", help="LSTM units (default: 256)")
-    parser.add_argument("--seq-len", type=positive_int, metavar="N", help="characters per training window (default: 64)")
+    parser.add_argument("--seq-len", type=positive_int, metavar="N",
+                        help="characters per training window (default: 64)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="windows per step (default: 32)")
     parser.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default: 2e-3)")
     parser.add_argument("--clip", type=float, metavar="X", help="clip the global gradient norm to this (default: 1.0)")
-    parser.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between validation reports (default: 500)")
+    parser.add_argument("--eval-every", type=positive_int, metavar="N",
+                        help="steps between validation reports (default: 500)")
     parser.add_argument(
         "--eval-windows", type=positive_int,
         help="windows to score in each split (default: all of the validation split, "

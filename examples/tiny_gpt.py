@@ -42,13 +42,15 @@ def parse_args(argv=None):
     parser.add_argument("--d-model", type=positive_int, metavar="N", help="width of the token vectors (default: 128)")
     parser.add_argument("--heads", type=positive_int, metavar="N", help="attention heads per block (default: 4)")
     parser.add_argument("--layers", type=positive_int, metavar="N", help="transformer blocks (default: 2)")
-    parser.add_argument("--context", type=positive_int, metavar="N", help="characters per window, the context length (default: 128)")
+    parser.add_argument("--context", type=positive_int, metavar="N",
+                        help="characters per window, the context length (default: 128)")
     parser.add_argument("--dropout", type=float, metavar="X", help="dropout probability (default: 0.1)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="windows per step (default: 16)")
     parser.add_argument("--lr", type=float, metavar="X", help="Adam learning rate after warm-up (default: 1e-3)")
     parser.add_argument("--warmup", type=int, metavar="N", help="steps of linear learning-rate warm-up (default: 100)")
     parser.add_argument("--clip", type=float, metavar="X", help="clip the global gradient norm to this (default: 1.0)")
-    parser.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between validation reports (default: 500)")
+    parser.add_argument("--eval-every", type=positive_int, metavar="N",
+                        help="steps between validation reports (default: 500)")
     parser.add_argument("--eval-windows", type=positive_int,
                         help="windows to score in each split (default: the whole validation split)")
     parser.add_argument("--prompt", help="text the sample continues (default: 'The ', or the text's "

@@ -39,8 +39,8 @@ class CharLSTM(nn.Module):
             embedding_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout,
             generator=generator,
         )
-        # nn.LSTM draws its dropout masks from the generator it keeps; point it at the
-        # training stream, so a checkpoint of that stream fixes the masks too.
+        # nn.LSTM draws its dropout masks from the generator it keeps. Pointing it at the
+        # training stream means a checkpoint of that stream fixes the masks too.
         self.lstm.generator = dropout_generator
         self.head = nn.Linear(hidden_size, vocab_size, generator=generator)
 
@@ -59,7 +59,7 @@ class CharLSTM(nn.Module):
     def generate(self, prompt_ids, length, temperature=1.0, generator=None):
         """Continue a prompt by ``length`` sampled characters.
 
-        The prompt runs through the LSTM in one call; then each sampled character is fed
+        The prompt runs through the LSTM in one call. Then each sampled character is fed
         back in with the carried state, one step at a time.
 
         Args:

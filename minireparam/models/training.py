@@ -2,9 +2,9 @@
 
 A run trains ``model`` with ``optimizer`` for a fixed number of steps. Every
 ``checkpoint_every`` steps and at the end it saves one checkpoint file in the output
-folder with ``minireparam.save``: the model, the optimizer, the training Generator (data
-order and dropout), the default Generator, any extra stateful objects (such as a batch
-iterator), the loss history, the step and the seconds spent. ``resume=True`` loads that
+folder with ``minireparam.save``. The file contains the model, the optimizer, the
+training Generator (data order and dropout), the default Generator, any extra stateful
+objects (such as a batch iterator), the loss history, the step and the seconds spent. ``resume=True`` loads that
 file and continues, and because every random draw comes from the saved Generator states,
 a resumed run reaches bit for bit the parameters of a run that was never interrupted.
 
@@ -102,7 +102,7 @@ def fill_defaults(args, defaults, quick_defaults):
 
 
 def positive_int(text):
-    """An argparse type for integers >= 1, with a message that names the bad value."""
+    """Parse an integer >= 1 (an argparse type whose error names the bad value)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
@@ -135,7 +135,7 @@ def format_seconds(seconds):
 
 
 class TrainingResult:
-    """What a run did: the per-step losses (all steps, resumed ones included) and the time.
+    """The outcome of a run: the per-step losses (resumed steps included) and the time.
 
     Attributes:
         losses (list of float): the loss of every step from step 1 on.
@@ -162,7 +162,7 @@ class TrainingResult:
         return float(np.mean(values))
 
     def loss_summary(self):
-        """The loss figures each example puts in its metrics file."""
+        """Return the loss figures each example puts in its metrics file."""
         return {
             "initial_loss": self.smoothed_loss("first"),
             "final_loss": self.smoothed_loss("last"),
@@ -327,7 +327,7 @@ class Trainer:
         return value
 
     def _gradient_norm(self):
-        """The global L2 norm of the gradients, clipping them to ``clip_grad_norm`` if set."""
+        """Return the global L2 norm of the gradients, clipping them to ``clip_grad_norm`` if set."""
         if self.clip_grad_norm is not None:
             from ..nn.utils import clip_grad_norm_
 
@@ -436,7 +436,7 @@ def run_or_exit(trainer, resume):
 
 
 def kernel_info():
-    """The kernel backend and thread count the run used, for the metrics file."""
+    """Return the kernel backend and thread count of this process, for the metrics file."""
     from .. import backend
 
     info = {"backend": getattr(backend.current(), "name", "unknown")}
