@@ -1,6 +1,6 @@
 """Checkpoints: ``save(obj, path)`` and ``load(path)`` in a versioned, pickle-free format.
 
-A checkpoint holds nested dicts, lists and tuples of ndarrays, str, bool, None, float
+A checkpoint contains nested dicts, lists and tuples of ndarrays, str, bool, None, float
 and int of any size (a Generator's state contains 128-bit integers). Tensors are saved
 as their arrays and load as ndarrays; numpy scalars load as numpy scalars.
 
@@ -295,6 +295,7 @@ def _read_header(reader, path, size):
                 f"{path}: not a minireparam checkpoint (it starts with {start!r}, expected {MAGIC!r})"
             )
         raise CheckpointError(f"{path}: the checkpoint is truncated: {size} bytes, shorter than its fixed header")
+
     magic, version, header_size = _PREAMBLE.unpack(reader.read(_PREAMBLE.size, "fixed header"))
     if magic != MAGIC:
         raise CheckpointError(
@@ -308,17 +309,20 @@ def _read_header(reader, path, size):
         )
     if version < 1:
         raise CheckpointError(f"{path}: the checkpoint is corrupt: invalid format version {version}")
+
     if _PREAMBLE.size + header_size + _TRAILER.size > size:
         raise CheckpointError(
             f"{path}: the checkpoint is truncated: its header needs {header_size} bytes, the file has {size} in all"
         )
     raw_header = reader.read(header_size, "header")
+
     try:
         header = json.loads(raw_header.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: the checkpoint is corrupt: its header is not valid JSON ({error})") from None
     if not isinstance(header, dict) or "tree" not in header or not isinstance(header.get("data_bytes"), int):
         raise CheckpointError(f"{path}: the checkpoint is corrupt: its header lacks the object tree or the data size")
+
     data_start = _aligned(reader.length)
     reader.skip(data_start - reader.length, "header padding")
     return header, data_start

@@ -18,7 +18,8 @@ def test_shapes_batch_first_and_unbatched(rng):
     attention = nn.MultiheadAttention(6, 3, batch_first=True).double()
     x = tensor(rng, 2, 4, 6)
     out, weights = attention(x, x, x)
-    assert out.shape == (2, 4, 6) and weights.shape == (2, 4, 4)
+    assert out.shape == (2, 4, 6)
+    assert weights.shape == (2, 4, 4)
     _, per_head = attention(x, x, x, average_attn_weights=False)
     assert per_head.shape == (2, 3, 4, 4)
     np.testing.assert_allclose(per_head.data.mean(axis=1), weights.data, **SAME)
@@ -26,7 +27,8 @@ def test_shapes_batch_first_and_unbatched(rng):
 
     single = mr.tensor(x.data[1])
     out_single, weights_single = attention(single, single, single)
-    assert out_single.shape == (4, 6) and weights_single.shape == (4, 4)
+    assert out_single.shape == (4, 6)
+    assert weights_single.shape == (4, 4)
     np.testing.assert_allclose(out_single.data, out.data[1], **SAME)
 
     assert attention(x, x, x, need_weights=False)[1] is None
@@ -64,7 +66,8 @@ def test_padding_masked_keys_get_zero_weight(rng):
     np.testing.assert_allclose(weights.data[1, :, 0], 1.0, **SAME)
 
 
-def test_fully_masked_batch_gives_out_proj_bias_and_finite_gradients(rng):
+def test_fully_masked_batch_element(rng):
+    """All keys padded: the output is out_proj.bias, the weights are 0, the gradients finite."""
     attention = nn.MultiheadAttention(4, 2, batch_first=True).double()
     attention.out_proj.bias.data[...] = rng.standard_normal(4)
     x = tensor(rng, 1, 3, 4)

@@ -70,11 +70,13 @@ def test_default_layer_inits_match_pytorch_bounds():
     assert embedding.weight.data.std() == pytest.approx(1.0, rel=0.1)  # N(0, 1) over 800 draws
 
     norm = nn.LayerNorm(5)
-    assert np.all(norm.weight.data == 1.0) and np.all(norm.bias.data == 0.0)
+    assert np.all(norm.weight.data == 1.0)
+    assert np.all(norm.bias.data == 0.0)
 
     attention = nn.MultiheadAttention(8, 2, generator=mr.Generator(2))
     assert np.abs(attention.in_proj_weight.data).max() <= math.sqrt(6.0 / (8 + 24))
-    assert np.all(attention.in_proj_bias.data == 0.0) and np.all(attention.out_proj.bias.data == 0.0)
+    assert np.all(attention.in_proj_bias.data == 0.0)
+    assert np.all(attention.out_proj.bias.data == 0.0)
     assert np.abs(attention.out_proj.weight.data).max() <= 1.0 / math.sqrt(8.0)
 
 

@@ -66,9 +66,11 @@ def test_zero_grad_in_place():
 def test_train_eval_propagate():
     model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
     model.eval()
-    assert not model.training and not model[1].training
+    assert not model.training
+    assert not model[1].training
     model.train()
-    assert model.training and model[1].training
+    assert model.training
+    assert model[1].training
     with pytest.raises(TypeError):
         model.train("yes")
 
@@ -107,7 +109,8 @@ def test_load_state_dict_round_trip():
         param.data[...] = np.random.default_rng(0).standard_normal(param.shape)
     version = target.first.weight._version[0]
     result = target.load_state_dict(source.state_dict())
-    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert result.missing_keys == []
+    assert result.unexpected_keys == []
     for name, value in source.state_dict().items():
         np.testing.assert_array_equal(target.state_dict()[name], value)
     assert target.first.weight._version[0] > version, "loading must bump the version counter"
@@ -175,7 +178,8 @@ def test_sequential_and_module_list():
     assert [name for name, _ in layers.named_parameters()][:2] == ["1.weight", "1.bias"]
 
     named = nn.ModuleDict({"encoder": nn.Linear(2, 2)})
-    assert "encoder" in named and list(named.keys()) == ["encoder"]
+    assert "encoder" in named
+    assert list(named.keys()) == ["encoder"]
 
 
 def test_repr_lists_children():

@@ -134,7 +134,8 @@ def test_param_groups_and_mixed_dtypes(rng):
     np.testing.assert_allclose(a.data, 0.9, rtol=1e-7)
     np.testing.assert_allclose(b.data, 0.9, **SAME)
     np.testing.assert_allclose(c.data, 0.5, rtol=1e-7)
-    assert a.dtype == np.float32 and b.dtype == np.float64
+    assert a.dtype == np.float32
+    assert b.dtype == np.float64
     with pytest.raises(ValueError, match="appears twice"):
         optimizer.add_param_group({"params": [a]})
 

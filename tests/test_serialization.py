@@ -34,13 +34,15 @@ def test_round_trip_of_every_supported_type(tmp_path):
 
     assert list(loaded) == list(obj)
     for saved, back in zip(obj["arrays"], loaded["arrays"]):
-        assert back.dtype == saved.dtype and back.shape == saved.shape
+        assert back.dtype == saved.dtype
+        assert back.shape == saved.shape
         np.testing.assert_array_equal(back, saved)
     assert loaded["scalars"] == obj["scalars"]
     assert str(loaded["scalars"][9]) == "-0.0"
     assert [type(x) for x in loaded["numpy_scalars"]] == [np.float32, np.int16, np.bool_]
     assert loaded[3] == obj[3]
-    assert loaded[(1, "tuple")] == "tuple keys" and loaded[None] == "none key"
+    assert loaded[(1, "tuple")] == "tuple keys"
+    assert loaded[None] == "none key"
     assert isinstance(loaded["tensor"], np.ndarray) and loaded["tensor"].dtype == np.float32
 
 

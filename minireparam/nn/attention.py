@@ -191,7 +191,7 @@ class MultiheadAttention(Module):
                     f"MultiheadAttention: batch sizes differ: query {query.shape}, key {key.shape}, "
                     f"value {value.shape} (batch_first={self.batch_first})"
                 )
-        sequence_axis = 0 if query.ndim == 2 else (1 if self.batch_first else 0)
+        sequence_axis = 1 if query.ndim == 3 and self.batch_first else 0
         if key.shape[sequence_axis] != value.shape[sequence_axis]:
             raise ShapeError(f"MultiheadAttention: key {key.shape} and value {value.shape} have different lengths")
         return query.ndim == 2

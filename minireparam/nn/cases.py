@@ -3,8 +3,8 @@
 Layer cases gradcheck the whole module: each parameter, the inputs and the initial states
 become inputs of one function (through ``utils.substituted_tensors``), so the check
 covers every gradient, not one weight. Sizes are small so that each case runs in well
-under a second; layers run in eval mode (no dropout) unless dropout is what is checked,
-and then the mask comes from a generator re-seeded on every call.
+under a second. Layers run in eval mode (no dropout), except in the dropout cases, where
+the mask comes from a generator that is re-seeded on every call.
 """
 import numpy as np
 
@@ -40,7 +40,7 @@ def _generator(draw):
 
 
 def _module_case(module, inputs, description, call=None):
-    """A Case whose inputs are every parameter of ``module`` (float64) followed by ``inputs``."""
+    """Build a Case whose inputs are every parameter of ``module`` (float64) followed by ``inputs``."""
     module.double().eval()
     names = [name for name, _ in module.named_parameters()]
     arrays = [param.data.copy() for param in module.parameters()]
@@ -104,8 +104,8 @@ def _build_embedding(draw):
     count, dim = draw.integers(2, 4), draw.integers(1, 3)
     weight = draw.array((count, dim))
     padding_idx = draw.sample([None, 0, -1])
-    # The padding row gets no gradient by definition (not the derivative central differences
-    # see), so the indices avoid it here; a unit test checks the padding row.
+    # The padding row gets no gradient by definition, which is not the derivative that central
+    # differences measure. So the indices avoid it here, and a unit test checks that row.
     low, high = (1, count) if padding_idx == 0 else (0, count - 1 if padding_idx == -1 else count)
     indices = draw.rng.integers(low, high, size=draw.shape(min_dims=1, max_dims=2))
     return Case(lambda w: F.embedding(indices, w, padding_idx), [weight], f"indices {indices.shape} padding_idx={padding_idx}")

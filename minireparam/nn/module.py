@@ -250,8 +250,8 @@ class Module:
     def to(self, dtype):
         """Convert every floating parameter and buffer to ``dtype`` (float32 or float64), in place.
 
-        Parameter objects keep their identity (an optimizer built earlier still holds
-        them); their ``.data`` and ``.grad`` arrays are replaced by converted copies.
+        Parameter objects keep their identity (an optimizer built earlier still refers
+        to them); their ``.data`` and ``.grad`` arrays are replaced by converted copies.
         Returns self.
         """
         dtype = np.dtype(dtype)

@@ -11,8 +11,8 @@ Two implementations compute the same values:
 ``nn.LSTM`` and ``nn.GRU`` use the sequence ops by default; pass
 ``implementation="cells"`` for the op-by-op version. ``nn.RNN`` always runs the cells.
 Both implementations project the inputs of all time steps in one GEMM before the time
-loop, and slicing one step out of that projection adds into one gradient buffer (the
-engine's sparse slice gradients) instead of allocating a full-size zero array per step.
+loop. Slicing one step out of that projection adds its gradient into one buffer (the
+engine's sparse slice gradients), so no full-size zero array is allocated per step.
 
 Shapes (PyTorch's): input (T, B, I), or (B, T, I) with ``batch_first``, or (T, I)
 unbatched; states (num_layers·D, B, H) or (num_layers·D, H) unbatched, where D is 2 for
@@ -329,7 +329,7 @@ class RNNBase(Module):
         return layer_input, [ops.stack(kind, axis=0) for kind in finals]
 
     def _run_direction(self, x, starts, weights):
-        """One layer, one direction, with the cells: input projection first, then the loop."""
+        """Run one layer in one direction with the cells: the input projection first, then the loop."""
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         projection = F.linear(x, w_ih, b_ih)  # (T, B, G·H): one GEMM for all steps

@@ -1,6 +1,6 @@
 """Sequence-level LSTM and GRU ops with a hand-written backward over the whole sequence.
 
-One op runs a whole layer (one direction) over T steps, so the tape holds one node per
+One op runs a whole layer (one direction) over T steps, so the tape records one node per
 layer instead of about ten per step. The work is arranged around GEMMs:
 
 * forward: the input projection of all T steps is one GEMM, (T·B, I)·W_ihᵀ; each step
@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..autograd.node import Op
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..ops._util import to_tensor
 from ..tensor import Tensor
 
@@ -32,7 +32,7 @@ def _sigmoid(x):
 
 
 def _project_inputs(matmul, x, w_ih):
-    """All T steps' input projections in one GEMM: (T, B, I) -> (T, B, G·H)."""
+    """Project the inputs of all T steps in one GEMM: (T, B, I) -> (T, B, G·H)."""
     steps, batch, features = x.shape
     rows = np.ascontiguousarray(x).reshape(steps * batch, features)
     return matmul(rows, w_ih, trans_b=True).reshape(steps, batch, w_ih.shape[0])
@@ -221,6 +221,13 @@ def _check_sequence_inputs(function, x, h0, w_ih, w_hh, biases, gate_count):
             raise ShapeError(f"{function}: {name} has shape {got}, expected {want} for x of shape {x.shape}")
     if len(biases) not in (0, 2):
         raise ValueError(f"{function}: pass both biases (bias_ih, bias_hh) or neither")
+    dtypes = {t.dtype for t in (x, h0, w_ih, w_hh) + tuple(biases)}
+    if len(dtypes) != 1:
+        raise DTypeError(
+            f"{function}: the input is {x.dtype} but the weights and states are "
+            f"{', '.join(sorted(str(d) for d in dtypes - {x.dtype}))}; convert the input with .astype() or the "
+            "module with .float() or .double()"
+        )
 
 
 def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):

@@ -2,7 +2,7 @@
 LambdaLR and SequentialLR, with PyTorch's names and arguments.
 
 Each schedule computes the learning rate of a step in closed form from the group's base
-rate (``initial_lr``, recorded by the first scheduler attached to the optimizer), so a
+rate (``initial_lr``, recorded by the first scheduler attached to the optimizer). So a
 schedule resumed from ``state_dict`` or placed inside ``SequentialLR`` gives the same
 rates as one run from the start. Call ``scheduler.step()`` once per epoch (or per
 iteration), after ``optimizer.step()``.
@@ -39,11 +39,11 @@ class LRScheduler:
         raise NotImplementedError(f"{type(self).__name__} does not define lr_at")
 
     def get_lr(self):
-        """The learning rates of the current epoch, one per parameter group."""
+        """Return the learning rates of the current epoch, one per parameter group."""
         return [self.lr_at(base_lr, self.last_epoch) for base_lr in self.base_lrs]
 
     def get_last_lr(self):
-        """The learning rates most recently written into the optimizer."""
+        """Return the learning rates most recently written into the optimizer."""
         return list(self._last_lr)
 
     def step(self, epoch=None):

@@ -284,13 +284,13 @@ class _Chunk:
     # -- reading -------------------------------------------------------------------------
 
     def value(self):
-        """The current parameter values, concatenated (computed once per step)."""
+        """Return the current parameter values, concatenated (computed once per step)."""
         if self._value is None:
             self._value = np.concatenate([p.data.ravel() for p in self.params])
         return self._value
 
     def buffer(self, name):
-        """The flat state buffer ``name`` of the active parameters (written back by finish())."""
+        """Return the flat state buffer ``name`` of the active parameters (finish() writes it back)."""
         if self.full:
             return self.store.buffer(name)
         if name not in self._gathered:
