@@ -5,10 +5,10 @@ Three families, each a function returning one gradient array per parameter:
 * ``reparameterization_gradient``: z = g(ε; θ) through ``rsample``, then the average of
   ∇_θ f(g(ε; θ)). Unbiased, usually the lowest variance, needs a reparameterizable q.
 * ``score_function_gradient`` (REINFORCE): the average of (f(z) − b)·∇_θ log q(z) with z
-  from ``sample``. Unbiased for any q with a differentiable log_prob, as long as the
-  baseline b does not depend on the draw it multiplies: no baseline, a moving average of
-  earlier batches (``MovingAverageBaseline``), or the leave-one-out mean of the other
-  draws in the batch (``baseline="leave_one_out"``).
+  from ``sample``. It is unbiased for any q with a differentiable log_prob, as long as the
+  baseline b does not depend on the draw it multiplies. The baselines offered are none, a
+  moving average of earlier batches (``MovingAverageBaseline``), and the leave-one-out
+  mean of the other draws in the batch (``baseline="leave_one_out"``).
 * ``relaxed_gradient``: for Bernoulli and categorical q, replace the draw by a Concrete
   (Gumbel-softmax) sample at a temperature, optionally straight-through (a hard one-hot
   forward value with the relaxed gradient). Biased, low variance.
@@ -101,7 +101,7 @@ class MovingAverageBaseline:
         self.value = None
 
     def current(self, like):
-        """The baseline for the next batch, broadcastable with one sample's values."""
+        """Return the baseline for the next batch, broadcastable with one sample's values."""
         if self.value is None:
             return np.zeros(like.shape[1:], dtype=like.dtype)
         return self.value
@@ -166,8 +166,8 @@ def relaxed_gradient(distribution, parameters, function, temperature, num_sample
                      generator=None):
     """Concrete / Gumbel-softmax estimate for a Bernoulli, Categorical or OneHotCategorical q.
 
-    The draw is replaced by a relaxed sample at ``temperature`` with the same logits; with
-    ``straight_through`` its forward value is the hard sample (rounded to 0/1 or one-hot)
+    The draw is replaced by a relaxed sample at ``temperature`` with the same logits. With
+    ``straight_through``, its forward value is the hard sample (rounded to 0/1 or one-hot)
     while gradients follow the relaxed one. Both versions are biased; the bias shrinks
     with the temperature while the variance grows.
 

@@ -1,8 +1,8 @@
 """Gradcheck cases for the registry: special functions, linear algebra, distributions, KL pairs.
 
-A distribution case holds its noise and its evaluation point fixed (drawn from a seed
-that the draw picks) and returns every differentiable output at once: rsample through
-the noise map, log_prob, entropy, mean and variance, as the distribution has them.
+A distribution case fixes its noise and its evaluation point (drawn from a seed that the
+draw picks). It returns every differentiable output at once: rsample through the noise
+map, log_prob, entropy, mean and variance, as the distribution has them.
 """
 import numpy as np
 
@@ -63,12 +63,12 @@ register("distributions.solve_triangular", _build_solve_triangular, domain="diag
 
 
 def _scalar(low, high):
-    """A parameter with a shape that broadcasts to the batch shape."""
+    """Make a parameter builder whose arrays broadcast to the batch shape."""
     return lambda draw, batch, k: draw.array(draw.broadcastable_to(batch), low, high)
 
 
 def _vector(low, high):
-    """A parameter of shape batch + (k,)."""
+    """Make a parameter builder whose arrays have shape batch + (k,)."""
     return lambda draw, batch, k: draw.array(batch + (k,), low, high)
 
 

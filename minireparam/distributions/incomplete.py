@@ -16,7 +16,7 @@ Method (the standard expansions, each differentiated in forward mode alongside i
 
 Both expansions need about √a (or √max(a, b)) terms near the mode, so the cost grows
 slowly with the concentration. NOTE: no asymptotic expansion is used for very large
-parameters; beyond about 1e6 the iteration cap (``_MAX_TERMS``) can stop before
+parameters. Beyond a few million the iteration cap (``_MAX_TERMS``) can stop before
 convergence, and the result then carries a larger error.
 """
 import numpy as np
@@ -223,7 +223,7 @@ def log_gammaincinv(a, u):
 def _lentz_step(coefficient, d_coefficient, state):
     """One step of the modified Lentz recurrence for a fraction of the form 1/(1 + c/(1 + …)).
 
-    ``state`` holds (d, c, h) and their derivatives, each a list of arrays whose first
+    ``state`` contains (d, c, h) and their derivatives, each a list of arrays whose first
     entry is the value and whose other entries are derivatives in each direction.
     """
     d, c, h = state
@@ -398,7 +398,7 @@ def _solve_increasing(residual_and_slope, guess, max_iterations=200):
     """Solve r(t) = 0 elementwise for an increasing r by Newton steps kept inside a bracket.
 
     The bracket [low, high] around the root is found by doubling steps away from
-    ``guess``; a Newton step that would leave it is replaced by bisection, so every
+    ``guess``. A Newton step that would leave it is replaced by bisection, so every
     element converges even where the slope is tiny or the function is far from linear.
     """
     low, high = _bracket(residual_and_slope, guess)

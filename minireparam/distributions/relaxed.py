@@ -1,7 +1,7 @@
 """Relaxed discrete distributions (Concrete / Gumbel-softmax) and the straight-through variant.
 
-A relaxed one-hot sample is softmax((logits + G)/τ) with G standard Gumbel noise; as the
-temperature τ goes to 0 it approaches the one-hot vector of argmax(logits + G), which is
+A relaxed one-hot sample is softmax((logits + G)/τ) with G standard Gumbel noise. As the
+temperature τ goes to 0, it approaches the one-hot vector of argmax(logits + G), which is
 an exact Categorical draw (the Gumbel-max trick). The binary case is
 sigmoid((logits + L)/τ) with L standard logistic noise.
 
