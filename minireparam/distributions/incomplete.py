@@ -200,21 +200,24 @@ def log_gammaincinv(a, u):
         (a = 0.01 and u = 0.5 give about −69) that exp() would round to 0.
     """
     a, u = _float64(a, u)
+    shape = a.shape
+    a, u = a.reshape(-1), u.reshape(-1)
     lower_tail = u <= 0.5
     log_u, log_1mu = np.log(u), np.log1p(-u)
 
-    def residual_and_slope(log_x):
-        parts = gamma_cdf_parts(a, log_x)
+    def residual_and_slope(log_x, index):
+        parts = gamma_cdf_parts(a[index], log_x)
+        lower = lower_tail[index]
         # d log P/d log x = x pdf / P and d log Q/d log x = −x pdf / Q.
         slope_p = np.exp(parts["log_density_x"] - parts["log_p"])
         slope_q = np.exp(parts["log_density_x"] - parts["log_q"])
-        residual = np.where(lower_tail, parts["log_p"] - log_u, log_1mu - parts["log_q"])
-        return residual, np.where(lower_tail, slope_p, slope_q)
+        residual = np.where(lower, parts["log_p"] - log_u[index], log_1mu[index] - parts["log_q"])
+        return residual, np.where(lower, slope_p, slope_q)
 
     # P(a, x) <= x^a / Γ(a + 1), so this guess is exact for small x and never above the root.
     guess = (log_u + lgamma_array(a + 1.0)) / a
     guess = np.where(lower_tail | (a < 1.0), guess, np.log(a))
-    return _solve_increasing(residual_and_slope, np.clip(guess, -1e300, 700.0))
+    return _solve_increasing(residual_and_slope, np.clip(guess, -1e300, 700.0)).reshape(shape)
 
 
 # -- incomplete beta ----------------------------------------------------------------------
@@ -301,6 +304,8 @@ def _beta_lower_tail(p, q, log_y, log_1my, derivatives=True):
     y = np.exp(log_y)
     h, d_h_p, d_h_q = _beta_continued_fraction(p, q, y, derivatives)
     log_k = p * log_y + q * log_1my - np.log(p) - lbeta_array(p, q)
+    if not derivatives:
+        return log_k + np.log(h), d_h_p, d_h_q
     digamma_sum = digamma_array(p + q)
     d_log_k_p = log_y - 1.0 / p - digamma_array(p) + digamma_sum
     d_log_k_q = log_1my - digamma_array(q) + digamma_sum
@@ -372,23 +377,26 @@ def logit_betaincinv(a, b, u):
         quantile rounds to 0 or 1.
     """
     a, b, u = _float64(a, b, u)
+    shape = a.shape
+    a, b, u = a.reshape(-1), b.reshape(-1), u.reshape(-1)
     lower_tail = u <= 0.5
     log_u, log_1mu = np.log(u), np.log1p(-u)
 
-    def residual_and_slope(logit_x):
-        parts = beta_cdf_parts(a, b, logit_x, derivatives=False)
+    def residual_and_slope(logit_x, index):
+        parts = beta_cdf_parts(a[index], b[index], logit_x, derivatives=False)
+        lower = lower_tail[index]
         # dI/d logit = x (1 − x) pdf(x), so d log I/d logit = that / I (and −that / (1 − I)).
         slope_i = np.exp(parts["log_density_logit"] - parts["log_i"])
         slope_1mi = np.exp(parts["log_density_logit"] - parts["log_1mi"])
-        residual = np.where(lower_tail, parts["log_i"] - log_u, log_1mu - parts["log_1mi"])
-        return residual, np.where(lower_tail, slope_i, slope_1mi)
+        residual = np.where(lower, parts["log_i"] - log_u[index], log_1mu[index] - parts["log_1mi"])
+        return residual, np.where(lower, slope_i, slope_1mi)
 
     # Near 0, I_x ≈ x^a / (a B(a, b)); near 1, 1 − I_x ≈ (1 − x)^b / (b B(a, b)).
     log_beta = lbeta_array(a, b)
     guess_low = (log_u + np.log(a) + log_beta) / a
     guess_high = -(log_1mu + np.log(b) + log_beta) / b
     guess = np.where(lower_tail, np.minimum(guess_low, 0.0), np.maximum(guess_high, 0.0))
-    return _solve_increasing(residual_and_slope, guess)
+    return _solve_increasing(residual_and_slope, guess).reshape(shape)
 
 
 # -- root finding ---------------------------------------------------------------------------
@@ -397,40 +405,49 @@ def logit_betaincinv(a, b, u):
 def _solve_increasing(residual_and_slope, guess, max_iterations=200):
     """Solve r(t) = 0 elementwise for an increasing r by Newton steps kept inside a bracket.
 
-    The bracket [low, high] around the root is found by doubling steps away from
-    ``guess``. A Newton step that would leave it is replaced by bisection, so every
-    element converges even where the slope is tiny or the function is far from linear.
+    ``residual_and_slope(t, index)`` evaluates r and r' at t for the flat elements
+    ``index``, so only unsettled elements are evaluated. The bracket [low, high] around
+    the root is found by doubling steps away from ``guess``. A Newton step that would leave
+    it is replaced by bisection, so every element converges even where the slope is tiny
+    or the function is far from linear.
     """
     low, high = _bracket(residual_and_slope, guess)
     t = np.clip(guess, low, high)
+    live = np.arange(t.size)
     for _ in range(max_iterations):
-        residual, slope = residual_and_slope(t)
-        low = np.where(residual < 0, t, low)
-        high = np.where(residual > 0, t, high)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = t - residual / slope
-        inside = (newton > low) & (newton < high)
-        t_next = np.where(inside, newton, 0.5 * (low + high))
-        t_next = np.where(residual == 0, t, t_next)
-        settled = np.abs(t_next - t) <= 4e-16 * (1.0 + np.abs(t))
-        t = t_next
-        if settled.all():
+        if live.size == 0:
             break
+        t_live, low_live, high_live = t[live], low[live], high[live]
+        residual, slope = residual_and_slope(t_live, live)
+        low_live = np.where(residual < 0, t_live, low_live)
+        high_live = np.where(residual > 0, t_live, high_live)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = t_live - residual / slope
+        inside = (newton > low_live) & (newton < high_live)
+        t_next = np.where(inside, newton, 0.5 * (low_live + high_live))
+        t_next = np.where(residual == 0, t_live, t_next)
+        settled = np.abs(t_next - t_live) <= 4e-16 * (1.0 + np.abs(t_live))
+        t[live], low[live], high[live] = t_next, low_live, high_live
+        live = live[~settled]
     return t
 
 
 def _bracket(residual_and_slope, guess, max_doublings=200):
+    """Return (low, high) with r(low) <= 0 <= r(high), widening by doubling steps."""
     low = guess - 1.0
     high = guess + 1.0
     width = np.ones_like(guess)
+    live = np.arange(guess.size)
     for _ in range(max_doublings):
-        residual_low, _ = residual_and_slope(low)
-        residual_high, _ = residual_and_slope(high)
+        if live.size == 0:
+            break
+        residual_low, _ = residual_and_slope(low[live], live)
+        residual_high, _ = residual_and_slope(high[live], live)
         move_down = residual_low > 0
         move_up = residual_high < 0
-        if not (move_down.any() or move_up.any()):
-            break
-        width = np.where(move_down | move_up, 2.0 * width, width)
-        low = np.where(move_down, low - width, low)
-        high = np.where(move_up, high + width, high)
+        moving = move_down | move_up
+        width[live] = np.where(moving, 2.0 * width[live], width[live])
+        low[live] = np.where(move_down, low[live] - width[live], low[live])
+        high[live] = np.where(move_up, high[live] + width[live], high[live])
+        live = live[moving]
     return low, high
