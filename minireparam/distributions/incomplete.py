@@ -173,7 +173,7 @@ def gamma_cdf_parts(a, log_x):
 
 
 def gammainc(a, x):
-    """P(a, x), the regularized lower incomplete gamma function (the Gamma(a, 1) CDF)."""
+    """Return P(a, x), the regularized lower incomplete gamma function (the Gamma(a, 1) CDF)."""
     a, x = _float64(a, x)
     with np.errstate(divide="ignore"):
         parts = gamma_cdf_parts(a, np.log(x))
@@ -181,7 +181,7 @@ def gammainc(a, x):
 
 
 def gammaincc(a, x):
-    """Q(a, x) = 1 − P(a, x), computed directly so that small values keep their precision."""
+    """Return Q(a, x) = 1 − P(a, x), computed directly so that small values keep their precision."""
     a, x = _float64(a, x)
     with np.errstate(divide="ignore"):
         parts = gamma_cdf_parts(a, np.log(x))
@@ -356,7 +356,7 @@ def beta_cdf_parts(a, b, logit_x, derivatives=True):
 
 
 def betainc(a, b, x):
-    """I_x(a, b), the regularized incomplete beta function (the Beta(a, b) CDF)."""
+    """Return I_x(a, b), the regularized incomplete beta function (the Beta(a, b) CDF)."""
     a, b, x = _float64(a, b, x)
     inside = (x > 0) & (x < 1)
     with np.errstate(divide="ignore"):
