@@ -72,6 +72,8 @@ def save(obj, path):
     header = json.dumps({"tree": tree, "data_bytes": data_size}, separators=(",", ":")).encode("utf-8")
 
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: the folder {folder} of {path} does not exist; create it first")
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

@@ -173,10 +173,14 @@ def test_newer_format_version_is_rejected(tmp_path):
     assert "upgrade minireparam" in str(error.value)
 
 
-def test_path_must_be_a_name(tmp_path):
+def test_path_must_be_a_name_in_an_existing_folder(tmp_path):
     with open(tmp_path / "x", "wb") as file:
         with pytest.raises(TypeError, match="file name"):
             mr.save({}, file)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mr.save({}, tmp_path / "missing" / "model.ckpt")
+    with pytest.raises(FileNotFoundError):
+        mr.load(tmp_path / "absent.ckpt")
 
 
 def test_save_replaces_atomically_and_keeps_permissions(tmp_path):
