@@ -3,9 +3,10 @@
  * mr_rowops_* of internal.h), with a vectorized exp. Compiled alone with -mavx2
  * -mfma and called only after the run-time CPU check in core.c.
  *
- * Sums and dot products accumulate in float64 lanes for both dtypes, so a float32
- * row of 32768 terms loses no more than a few ulps. Row tails (n not a multiple of
- * the vector width) use masked loads and stores, never reading past the row.
+ * Sums and dot products accumulate in float64 lanes (the float32 sum of
+ * exponentials in float32 blocks first), so a float32 row of 32768 terms loses no
+ * more than a few tens of ulps. Row tails (n not a multiple of the vector width)
+ * use masked loads and stores, never reading past the row.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -16,23 +17,25 @@
 /* ---- vector exp ------------------------------------------------------------------ */
 
 /*
- * exp(x) for 8 floats: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2 / 2, so
- * exp(x) = 2^n exp(r). ln2 is split in two (Cody-Waite) so that n * LN2_HI is exact
- * and r keeps full precision; exp(r) is its Taylor series to degree 7, whose
- * truncation error (0.347^8 / 8! < 6e-9) is below float32 rounding; 2^n is built
- * directly in the exponent bits.
- * Range: x < ln(2^-126) gives 0 (so -inf gives exactly 0), NaN stays NaN, and
- * x > 88.376 gives +inf. NOTE: exp(x) for 88.376 < x < 88.72 is finite in float32
- * but returns +inf here; softmax only calls it on x - max <= 0.
+ * exp(x) for 8 floats, for x <= 88.37 (every caller passes x - max <= 0, a log-
+ * probability, or x - lse). Write x = n ln2 + r with n = round(x / ln2), so
+ * |r| <= ln2 / 2 and exp(x) = 2^n exp(r). Steps:
+ *   - n comes from one FMA with a "magic" constant 1.5 * 2^23 + 127: the sum has a
+ *     unit in the last place of 1, so the FMA's rounding rounds x / ln2 to an integer,
+ *     and the low mantissa bits then hold n + 127, the biased exponent of 2^n;
+ *   - ln2 is split in two (Cody-Waite) so that n * LN2_HI is exact and r keeps its bits;
+ *   - exp(r) is its Taylor series to degree 7, whose truncation error
+ *     (0.347^8 / 8! < 6e-9) is below float32 rounding.
+ * x < ln(2^-126) gives 0 (so -inf gives exactly 0, not a denormal), and NaN stays NaN.
  */
 static inline __m256 exp_ps(__m256 x)
 {
     const __m256 lo = _mm256_set1_ps(-87.33654475f);
-    const __m256 hi = _mm256_set1_ps(88.37626266f);
-    /* max(lo, x) and min(hi, .) return their second operand for NaN, keeping NaN. */
-    const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
+    /* max(lo, x) returns its second operand for NaN, so NaN passes through. */
+    const __m256 xc = _mm256_max_ps(lo, x);
+    const __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    const __m256 n = _mm256_sub_ps(t, magic);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
 
@@ -45,25 +48,26 @@ static inline __m256 exp_ps(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
 
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
-    return y;
+    const __m256 two_to_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
+    const __m256 y = _mm256_mul_ps(p, two_to_n);
+    /* Below lo (and at -inf) the result is 0; the compare is false for NaN, so NaN
+     * needs the or: keep y where x >= lo or x is NaN. */
+    const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_NLT_UQ);
+    return _mm256_and_ps(y, keep);
 }
 
 /*
- * exp(x) for 4 doubles, the same scheme with a degree-13 Taylor polynomial
- * (truncation error 0.347^14 / 14! < 5e-18). x < ln(2^-1022) gives 0, x > 709
- * gives +inf. NOTE: 709 < x < 709.78 returns +inf although exp(x) is finite.
+ * exp(x) for 4 doubles, x <= 709.7, by the same scheme: magic 1.5 * 2^52 + 1023 and a
+ * degree-13 Taylor polynomial (truncation error 0.347^14 / 14! < 5e-18).
+ * x < ln(2^-1022) gives 0 and NaN stays NaN.
  */
 static inline __m256d exp_pd(__m256d x)
 {
     const __m256d lo = _mm256_set1_pd(-708.3964185322641);
-    const __m256d hi = _mm256_set1_pd(709.0);
-    const __m256d xc = _mm256_min_pd(hi, _mm256_max_pd(lo, x));
-    const __m256d n = _mm256_round_pd(_mm256_mul_pd(xc, _mm256_set1_pd(1.4426950408889634)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0 + 1023.0);
+    const __m256d xc = _mm256_max_pd(lo, x);
+    const __m256d t = _mm256_fmadd_pd(xc, _mm256_set1_pd(1.4426950408889634), magic);
+    const __m256d n = _mm256_sub_pd(t, magic);
     __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93145751953125e-1), xc);
     r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.42860682030941723212e-6), r);
 
@@ -77,12 +81,9 @@ static inline __m256d exp_pd(__m256d x)
         p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inverse_factorials[i]));
     }
 
-    const __m128i n32 = _mm256_cvtpd_epi32(n);
-    const __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(n32), _mm256_set1_epi64x(1023)), 52);
-    __m256d y = _mm256_mul_pd(p, _mm256_castsi256_pd(bits));
-    y = _mm256_blendv_pd(y, _mm256_setzero_pd(), _mm256_cmp_pd(x, lo, _CMP_LT_OQ));
-    y = _mm256_blendv_pd(y, _mm256_set1_pd(INFINITY), _mm256_cmp_pd(x, hi, _CMP_GT_OQ));
-    return y;
+    const __m256d two_to_n = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
+    const __m256d y = _mm256_mul_pd(p, two_to_n);
+    return _mm256_and_pd(y, _mm256_cmp_pd(x, lo, _CMP_NLT_UQ));
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -196,9 +197,28 @@ static double row_dot_f32(const float* x, const float* y, int64_t n)
 
 static double row_exp_shift_sum_f32(float* y, const float* x, int64_t n, float shift)
 {
+    /* The exponentials are summed in float32 over blocks of 512 elements (two
+     * accumulators of 8 lanes, 32 terms each), then each block sum is added in
+     * float64: the float32 part stays within about 32 ulps of the block, at a
+     * fraction of the cost of widening every vector. */
     const __m256 vs = _mm256_set1_ps(shift);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     int64_t i = 0;
+    while (i + 16 <= n) {
+        const int64_t block_end = (n - i) >= 512 ? i + 512 : i + ((n - i) / 16) * 16;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (; i < block_end; i += 16) {
+            const __m256 e0 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+            const __m256 e1 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
+            if (y != NULL) {
+                _mm256_storeu_ps(y + i, e0);
+                _mm256_storeu_ps(y + i + 8, e1);
+            }
+            acc0 = _mm256_add_ps(acc0, e0);
+            acc1 = _mm256_add_ps(acc1, e1);
+        }
+        add_ps_to_pd(&lo, &hi, _mm256_add_ps(acc0, acc1));
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
         if (y != NULL) {
