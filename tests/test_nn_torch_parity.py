@@ -15,6 +15,8 @@ import minireparam.nn as nn  # noqa: E402
 import minireparam.nn.functional as F  # noqa: E402
 import minireparam.optim as optim  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 TOLERANCE = dict(rtol=1e-6, atol=1e-6)
 
 
