@@ -5,6 +5,7 @@ pictures into the temporary --out folder. Two runs check that an example resumed
 checkpoint ends with exactly the weights of an uninterrupted run.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -133,3 +134,74 @@ def test_tiny_gpt_resume_with_dropout(tmp_path):
     run_example("tiny_gpt.py", *common, "--steps", "5", "--out", parts)
     run_example("tiny_gpt.py", *common, "--steps", "10", "--out", parts, "--resume")
     assert_same_checkpoint_weights(whole, parts)
+
+
+# -- vae_digits.py and gumbel_vae_digits.py --------------------------------------------------
+
+
+def assert_pictures(out, names):
+    for name in names:
+        path = os.path.join(out, f"{name}.png")
+        assert os.path.isfile(path), f"{name}.png missing"
+        with open(path, "rb") as stream:
+            assert stream.read(8) == b"\x89PNG\r\n\x1a\n", f"{name}.png is not a PNG"
+
+
+def test_vae_digits_quick(tmp_path):
+    pytest.importorskip("sklearn")
+    out = str(tmp_path)
+    completed = run_example("vae_digits.py", "--quick", "--out", out)
+    metrics = assert_trained(out, steps=60)
+    assert_pictures(out, ["reconstructions", "samples", "interpolation"])
+    assert metrics["test_negative_iw_bound"] <= metrics["test_negative_elbo"] + 0.5
+    assert 0.0 < metrics["test_negative_elbo"] < 64 * math.log(2.0) * 2
+    assert "importance-weighted bound, K=10" in completed.stdout
+
+
+def test_vae_digits_resume_equals_uninterrupted(tmp_path):
+    pytest.importorskip("sklearn")
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    common = ["--quick", "--checkpoint-every", "5", "--iw-samples", "2"]
+    run_example("vae_digits.py", *common, "--steps", "16", "--out", whole)
+    run_example("vae_digits.py", *common, "--steps", "7", "--out", parts)
+    run_example("vae_digits.py", *common, "--steps", "16", "--out", parts, "--resume")
+    assert_same_checkpoint_weights(whole, parts)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_vae_digits_quick(tmp_path, hard):
+    pytest.importorskip("sklearn")
+    out = str(tmp_path)
+    completed = run_example("gumbel_vae_digits.py", "--quick", "--out", out, *(["--hard"] if hard else []))
+    metrics = assert_trained(out, steps=60)
+    assert_pictures(out, ["samples", "reconstructions"])
+    assert metrics["straight_through"] is hard
+    assert metrics["final_temperature"] == pytest.approx(math.exp(-0.6))
+    assert ("straight-through" in completed.stdout) is hard
+
+
+def test_gumbel_vae_rejects_bad_temperatures(tmp_path):
+    completed = run_example("gumbel_vae_digits.py", "--quick", "--out", str(tmp_path), "--min-temperature", "2",
+                            expect_failure=True)
+    assert "need 0 < --min-temperature <= --initial-temperature" in completed.stderr
+
+
+# -- estimator_variance.py -------------------------------------------------------------------
+
+
+def test_estimator_variance_quick(tmp_path):
+    out = str(tmp_path)
+    completed = run_example("estimator_variance.py", "--quick", "--out", out)
+    assert_pictures(out, ["estimator_variance"])
+    metrics = read_metrics(out)
+    gaussian = metrics["results"]["Gaussian latent"]
+    categorical = metrics["results"]["categorical latent"]
+
+    # These gaps are orders of magnitude wide at 20 repeats, so the checks hold for any seed.
+    for n in ("1", "8"):
+        assert gaussian["reparameterization"][n]["variance"] < gaussian["score function, none"][n]["variance"]
+    assert gaussian["reparameterization"]["8"]["variance"] < gaussian["reparameterization"]["1"]["variance"]
+    assert categorical["score function, none"]["8"]["variance"] < categorical["score function, none"]["1"]["variance"]
+    assert gaussian["score function, leave-one-out"]["1"] is None, "leave-one-out needs n >= 2"
+    assert "Gumbel-softmax τ=0.5" in categorical
+    assert "bias ‖mean − exact‖" in completed.stdout

@@ -225,3 +225,225 @@ def test_default_prompt_falls_back_to_text():
 
     assert default_prompt(CharVocabulary("The cat"), "The cat") == "The "
     assert default_prompt(CharVocabulary("abc def"), "abc def") == "a"
+
+
+# -- GaussianVAE -----------------------------------------------------------------------------
+
+
+def digit_like_batch(seed=0, batch=4, data_dim=6):
+    return np.random.default_rng(seed).uniform(0.0, 1.0, size=(batch, data_dim))
+
+
+def tiny_vae(seed=0):
+    from minireparam.models import GaussianVAE
+
+    return GaussianVAE(data_dim=6, hidden_size=5, latent_dim=3, generator=mr.Generator(seed)).double()
+
+
+def bce_with_logits_sum(logits, targets):
+    """Σ of max(l, 0) − l·t + log(1 + exp(−|l|)), the stable binary cross-entropy, per row."""
+    return np.sum(np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits))), axis=-1)
+
+
+def test_vae_loss_matches_formula():
+    model = tiny_vae()
+    x = digit_like_batch()
+    loss = model.negative_elbo(x, generator=mr.Generator(7)).item()
+
+    q = model.encode(x)
+    z = q.rsample(generator=mr.Generator(7)).data
+    mean, std = q.mean.data, q.stddev.data
+    reconstruction = bce_with_logits_sum(model.decode(mr.tensor(z)).data, x)
+    kl = 0.5 * np.sum(mean ** 2 + std ** 2 - 1.0 - 2.0 * np.log(std), axis=-1)
+    # float64 throughout: only summation order differs.
+    assert loss == pytest.approx(np.mean(reconstruction + kl), rel=1e-12)
+
+
+def test_vae_gradients_all_parameters():
+    model = tiny_vae(seed=1)
+    x = digit_like_batch(seed=1, batch=3)
+    # A fresh generator per call fixes ε, so the loss is a smooth function of the weights.
+    gradcheck_loss(model, lambda: model.negative_elbo(x, generator=mr.Generator(3)))
+
+
+def test_vae_iw_bound_single_sample_formula():
+    model = tiny_vae(seed=2)
+    x = digit_like_batch(seed=2)
+    bound = model.importance_weighted_bound(x, samples=1, generator=mr.Generator(5))
+
+    q = model.encode(x)
+    z = q.sample((1,), generator=mr.Generator(5)).data[0]
+    log_likelihood = -bce_with_logits_sum(model.decode(mr.tensor(z)).data, x)
+    log_prior = np.sum(-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi), axis=-1)
+    mean, std = q.mean.data, q.stddev.data
+    log_posterior = np.sum(-0.5 * ((z - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi), axis=-1)
+    np.testing.assert_allclose(bound, -(log_likelihood + log_prior - log_posterior), rtol=1e-10)
+
+
+def test_vae_iw_bound_tightens_with_samples():
+    model = tiny_vae(seed=3)
+    x = digit_like_batch(seed=3, batch=200)
+    one = model.importance_weighted_bound(x, samples=1, generator=mr.Generator(0)).mean()
+    many = model.importance_weighted_bound(x, samples=50, generator=mr.Generator(1)).mean()
+    elbo = model.test_negative_elbo(x, samples=20, generator=mr.Generator(2))
+    assert many < one, f"K=50 bound {many} must be below the K=1 bound {one}"
+    assert many < elbo, f"K=50 bound {many} must be below the negative ELBO {elbo}"
+
+
+def test_vae_iw_bound_batches_agree():
+    model = tiny_vae(seed=4)
+    x = digit_like_batch(seed=4, batch=10)
+    whole = model.importance_weighted_bound(x, samples=4, generator=mr.Generator(0), batch_size=10)
+    assert whole.shape == (10,)
+    assert np.all(np.isfinite(whole))
+
+
+def test_vae_matches_torch():
+    torch = pytest.importorskip("torch")
+    model = tiny_vae(seed=5)
+    x = digit_like_batch(seed=5)
+    loss = model.negative_elbo(x, generator=mr.Generator(9))
+    loss.backward()
+
+    q = model.encode(x)
+    z = q.rsample(generator=mr.Generator(9)).data
+    noise = torch.from_numpy((z - q.mean.data) / q.stddev.data)
+    state = {name: torch.from_numpy(array.copy()).requires_grad_() for name, array in model.state_dict().items()}
+    features = torch.relu(torch.nn.functional.linear(torch.from_numpy(x), state["encoder.0.weight"],
+                                                     state["encoder.0.bias"]))
+    features = torch.relu(torch.nn.functional.linear(features, state["encoder.2.weight"], state["encoder.2.bias"]))
+    mean = torch.nn.functional.linear(features, state["to_mean.weight"], state["to_mean.bias"])
+    logvar = torch.nn.functional.linear(features, state["to_logvar.weight"], state["to_logvar.bias"])
+    hidden = mean + torch.exp(0.5 * logvar) * noise
+    hidden = torch.relu(torch.nn.functional.linear(hidden, state["decoder.0.0.weight"], state["decoder.0.0.bias"]))
+    hidden = torch.relu(torch.nn.functional.linear(hidden, state["decoder.0.2.weight"], state["decoder.0.2.bias"]))
+    logits = torch.nn.functional.linear(hidden, state["decoder.1.weight"], state["decoder.1.bias"])
+    reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(x), reduction="sum")
+    kl = -0.5 * torch.sum(1.0 + logvar - mean ** 2 - logvar.exp())
+    torch_loss = (reconstruction + kl) / x.shape[0]
+    torch_loss.backward()
+
+    # float64 on both sides; ε is recovered as (z − μ)/σ, which costs a few ulps.
+    assert loss.item() == pytest.approx(torch_loss.item(), rel=1e-10)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, state[name].grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=name)
+
+
+def test_vae_pictures_in_unit_range():
+    model = tiny_vae(seed=6)
+    x = digit_like_batch(seed=6)
+    for name, images, rows in [
+        ("reconstruct", model.reconstruct(x), 4),
+        ("sample_images", model.sample_images(5, mr.Generator(0)), 5),
+        ("interpolate", model.interpolate(x[0], x[1], steps=7), 7),
+    ]:
+        assert images.shape == (rows, 6), name
+        assert images.min() >= 0.0, name
+        assert images.max() <= 1.0, name
+
+
+def test_vae_interpolation_ends_at_means():
+    model = tiny_vae(seed=7)
+    x = digit_like_batch(seed=7)
+    path = model.interpolate(x[0], x[1], steps=5)
+    np.testing.assert_allclose(path[[0, -1]], model.reconstruct(x[:2]), rtol=1e-12)
+
+
+# -- GumbelVAE -------------------------------------------------------------------------------
+
+
+def tiny_gumbel_vae(seed=0, variables=2, categories=3):
+    from minireparam.models import GumbelVAE
+
+    return GumbelVAE(data_dim=6, hidden_size=5, latent_variables=variables, categories=categories,
+                     generator=mr.Generator(seed)).double()
+
+
+def test_temperature_schedule():
+    from minireparam.models import temperature_schedule
+
+    assert temperature_schedule(0) == 1.0
+    assert temperature_schedule(1000, initial=1.0, minimum=0.1, rate=1e-3) == pytest.approx(math.exp(-1.0))
+    assert temperature_schedule(10**6) == 0.5
+
+
+def test_gumbel_kl_to_uniform():
+    model = tiny_gumbel_vae()
+    uniform = mr.tensor(np.full((4, 2, 3), -math.log(3.0)))
+    np.testing.assert_allclose(model.kl_to_uniform(uniform).data, 0.0, atol=1e-15)
+    log_q = model.encode(digit_like_batch()).data
+    q = np.exp(log_q)
+    expected = np.sum(q * (log_q + math.log(3.0)), axis=(-2, -1))
+    np.testing.assert_allclose(model.kl_to_uniform(mr.tensor(log_q)).data, expected, rtol=1e-12)
+
+
+def test_gumbel_gradients_all_parameters():
+    model = tiny_gumbel_vae(seed=1)
+    x = digit_like_batch(seed=1, batch=3)
+    gradcheck_loss(model, lambda: model.negative_elbo(x, temperature=0.7, generator=mr.Generator(3)))
+
+
+def test_gumbel_hard_forward_is_one_hot():
+    model = tiny_gumbel_vae(seed=2)
+    x = digit_like_batch(seed=2)
+    seen = []
+    original_decode = model.decode
+
+    def recording_decode(z):
+        seen.append(z.data.copy())
+        return original_decode(z)
+
+    model.decode = recording_decode
+    model.negative_elbo(x, temperature=0.5, hard=True, generator=mr.Generator(0))
+    z = seen[0]
+    assert z.shape == (4, 2, 3)
+    np.testing.assert_array_equal(np.sort(z, axis=-1)[..., :-1], 0.0)
+    np.testing.assert_array_equal(z.max(axis=-1), 1.0)
+
+
+def test_gumbel_test_elbo_matches_enumeration():
+    model = tiny_gumbel_vae(seed=3)
+    x = digit_like_batch(seed=3, batch=1)
+    log_q = model.encode(x).data[0]
+    exact = 0.0
+    for first in range(3):
+        for second in range(3):
+            z = np.zeros((1, 2, 3))
+            z[0, 0, first] = 1.0
+            z[0, 1, second] = 1.0
+            probability = math.exp(log_q[0, first] + log_q[1, second])
+            exact += probability * bce_with_logits_sum(model.decode(mr.tensor(z)).data, x)[0]
+    exact += model.kl_to_uniform(mr.tensor(log_q[None])).data[0]
+
+    estimate = model.test_negative_elbo(x, samples=4000, generator=mr.Generator(0))
+    single = [model.test_negative_elbo(x, samples=1, generator=mr.Generator(s)) for s in range(200)]
+    standard_error = np.std(single) / math.sqrt(4000)
+    # 5 standard errors: a false failure has probability below 1e-6.
+    assert abs(estimate - exact) < 5 * standard_error + 1e-12, (estimate, exact, standard_error)
+
+
+# -- latent objectives with exact gradients --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_objective_exact_gradient_formula(kind):
+    from minireparam.models.latent_objectives import CategoricalLatentObjective, GaussianLatentObjective
+
+    objective_class = GaussianLatentObjective if kind == "gaussian" else CategoricalLatentObjective
+    objective = objective_class(rng=np.random.default_rng(1))
+    for index, (autodiff, formula) in enumerate(zip(objective.exact_gradient(), objective.exact_gradient_formula())):
+        np.testing.assert_allclose(autodiff, formula, rtol=1e-12, atol=1e-14, err_msg=f"parameter {index}")
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_objective_expectation_matches_monte_carlo(kind):
+    from minireparam.models.latent_objectives import CategoricalLatentObjective, GaussianLatentObjective
+
+    objective_class = GaussianLatentObjective if kind == "gaussian" else CategoricalLatentObjective
+    objective = objective_class(rng=np.random.default_rng(2))
+    q = objective.distribution(*objective.parameters)
+    values = objective.function(q.sample((20000,), generator=mr.Generator(0))).data
+    exact = objective.expectation(*objective.parameters).item()
+    standard_error = values.std() / math.sqrt(values.size)
+    # 5 standard errors: a false failure has probability below 1e-6.
+    assert abs(values.mean() - exact) < 5 * standard_error, (values.mean(), exact, standard_error)

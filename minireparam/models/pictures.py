@@ -45,21 +45,33 @@ def save_digit_grid(path, images, columns, title, row_labels=None):
     _save(figure, path, pyplot)
 
 
-def save_line_plot(path, x, series, xlabel, ylabel, title, log_x=False, log_y=False):
-    """Save one line per entry of ``series`` (label -> y values over ``x``) as a PNG."""
+def save_line_panels(path, panels, xlabel, ylabel, title, log_x=True, log_y=True):
+    """Save side-by-side line plots sharing axis labels as one PNG.
+
+    Args:
+        path (str): the PNG file to write (its folder is created).
+        panels (list of (str, list)): one (panel title, lines) pair per panel, where each
+            line is a dict with keys ``x``, ``y``, ``label`` and optionally ``style``
+            (a matplotlib line style such as "--"). NaN values leave gaps.
+        xlabel, ylabel (str): the axis labels.
+        title (str): the figure title.
+        log_x, log_y (bool): logarithmic axes (the default for both).
+    """
     pyplot = _pyplot()
-    figure, axis = pyplot.subplots(figsize=(6.4, 4.4))
-    for label, values in series.items():
-        axis.plot(x, values, marker="o", markersize=3, label=label)
-    if log_x:
-        axis.set_xscale("log")
-    if log_y:
-        axis.set_yscale("log")
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel(ylabel)
-    axis.set_title(title, fontsize=10)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    figure, axes = pyplot.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.6), squeeze=False)
+    for axis, (panel_title, lines) in zip(axes[0], panels):
+        for line in lines:
+            axis.plot(line["x"], line["y"], line.get("style", "-"), marker="o", markersize=3, label=line["label"])
+        if log_x:
+            axis.set_xscale("log", base=2)
+        if log_y:
+            axis.set_yscale("log")
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.set_title(panel_title, fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=11)
     _save(figure, path, pyplot)
 
 
