@@ -75,7 +75,7 @@ def score_function(objective, baseline):
 
 
 def estimators_for(objective, temperature):
-    """The estimators that apply to ``objective``, by display name."""
+    """Return the estimators that apply to ``objective``, by display name."""
     estimators = {}
     if isinstance(objective, GaussianLatentObjective):
         estimators["reparameterization"] = lambda n, generator, moving_average: reparameterization_gradient(

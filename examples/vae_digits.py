@@ -49,9 +49,9 @@ def parse_args(argv=None):
     return fill_defaults(parser.parse_args(argv), DEFAULTS, QUICK)
 
 
-def first_of_each_label(labels, wanted):
-    """Return the index of the first image of each label in ``wanted``."""
-    return [int(np.flatnonzero(labels == label)[0]) for label in wanted]
+def first_of_each_label(labels, chosen):
+    """Return the index of the first image of each label in ``chosen``."""
+    return [int(np.flatnonzero(labels == label)[0]) for label in chosen]
 
 
 def save_pictures(model, digits, out, sample_generator):

@@ -283,10 +283,10 @@ def test_vae_iw_bound_single_sample_formula():
 def test_vae_iw_bound_tightens_with_samples():
     model = tiny_vae(seed=3)
     x = digit_like_batch(seed=3, batch=200)
-    one = model.importance_weighted_bound(x, samples=1, generator=mr.Generator(0)).mean()
+    single = model.importance_weighted_bound(x, samples=1, generator=mr.Generator(0)).mean()
     many = model.importance_weighted_bound(x, samples=50, generator=mr.Generator(1)).mean()
     elbo = model.test_negative_elbo(x, samples=20, generator=mr.Generator(2))
-    assert many < one, f"K=50 bound {many} must be below the K=1 bound {one}"
+    assert many < single, f"K=50 bound {many} must be below the K=1 bound {single}"
     assert many < elbo, f"K=50 bound {many} must be below the negative ELBO {elbo}"
 
 

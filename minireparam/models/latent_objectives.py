@@ -58,7 +58,7 @@ class GaussianLatentObjective:
         return 0.5 * ops.sum(residual * residual, axis=-1)
 
     def expectation(self, loc, scale):
-        """The closed form E_q[f] = ½‖W μ + b − x‖² + ½ Σⱼ σⱼ² ‖W[:, j]‖², as a Tensor."""
+        """Return the closed form E_q[f] = ½‖W μ + b − x‖² + ½ Σⱼ σⱼ² ‖W[:, j]‖² as a Tensor."""
         residual = ops.matmul(Tensor(self.weight), loc) + Tensor(self.bias - self.image)
         column_norms = Tensor(np.sum(self.weight ** 2, axis=0))
         return 0.5 * ops.sum(residual * residual) + 0.5 * ops.sum(scale * scale * column_norms)
@@ -69,7 +69,7 @@ class GaussianLatentObjective:
         return tuple(g.data.copy() for g in gradients)
 
     def exact_gradient_formula(self):
-        """The same gradient from the hand-derived formulas: Wᵀ(W μ + b − x) and σⱼ ‖W[:, j]‖²."""
+        """Return the same gradient from the hand-derived formulas: Wᵀ(W μ + b − x) and σⱼ ‖W[:, j]‖²."""
         loc, scale = (p.data for p in self.parameters)
         residual = self.weight @ loc + self.bias - self.image
         return self.weight.T @ residual, scale * np.sum(self.weight ** 2, axis=0)
@@ -104,11 +104,11 @@ class CategoricalLatentObjective:
         return 0.5 * ops.sum(residual * residual, axis=-1)
 
     def class_values(self):
-        """fₖ = ½‖A[:, k] − x‖², the objective at each one-hot z, shape (K,)."""
+        """Return fₖ = ½‖A[:, k] − x‖², the objective at each one-hot z, shape (K,)."""
         return 0.5 * np.sum((self.decoder - self.image[:, None]) ** 2, axis=0)
 
     def expectation(self, logits):
-        """The exact E_q[f] = Σₖ softmax(θ)ₖ fₖ, as a Tensor."""
+        """Return the exact E_q[f] = Σₖ softmax(θ)ₖ fₖ as a Tensor."""
         return ops.sum(ops.softmax(logits, axis=-1) * Tensor(self.class_values()))
 
     def exact_gradient(self):
@@ -117,7 +117,7 @@ class CategoricalLatentObjective:
         return tuple(g.data.copy() for g in gradients)
 
     def exact_gradient_formula(self):
-        """The same gradient written out: p ⊙ (f − Σₖ pₖ fₖ)."""
+        """Return the same gradient written out: p ⊙ (f − Σₖ pₖ fₖ)."""
         logits = self.parameters[0].data
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
