@@ -205,3 +205,13 @@ def test_estimator_variance_quick(tmp_path):
     assert gaussian["score function, leave-one-out"]["1"] is None, "leave-one-out needs n >= 2"
     assert "Gumbel-softmax τ=0.5" in categorical
     assert "bias ‖mean − exact‖" in completed.stdout
+
+
+def test_char_lstm_divergence_stops_with_step(tmp_path):
+    out = str(tmp_path)
+    # Adam moves every weight by about lr per step, so 3e38 overflows float32 at step 2.
+    completed = run_example("char_lstm.py", "--quick", "--lr", "3e38", "--checkpoint-every", "1", "--out", out,
+                            expect_failure=True)
+    assert "training stopped at step 2: the loss is nan" in completed.stderr
+    assert mr.load(os.path.join(out, CHECKPOINT_NAME))["step"] == 1, "the step-1 checkpoint must be kept"
+    assert not os.path.exists(os.path.join(out, "metrics.json"))

@@ -346,8 +346,8 @@ class Trainer:
             kept = f"the last good checkpoint {self.checkpoint_path} (step {self.last_checkpoint_step}) is kept"
             path = self.checkpoint_path
         raise NonFiniteLossError(
-            f"training stopped at step {step}: {what}; {kept}. Try a lower learning rate or "
-            "gradient clipping, or resume from the checkpoint with --resume",
+            f"training stopped at step {step}: {what}; {kept}. Lower the learning rate or clip "
+            "the gradient norm, and start a new run (resuming with other settings is rejected)",
             step, path,
         )
 
