@@ -567,8 +567,9 @@ static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real
     return status;
 }
 
-/* Flops below which a thread team costs more than it saves (measured on 2 cores). */
-#define MR_GEMM_THREAD_MIN_FLOPS (2.0 * 64 * 64 * 64)
+/* Flops below which a thread team costs more than it saves: waking the workers takes
+ * microseconds, about the time of a 128^3 product on one core. */
+#define MR_GEMM_THREAD_MIN_FLOPS (2.0 * 128 * 128 * 128)
 
 int SFX(mr_gemm_batched)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda, int64_t stride_a,
                          const real* b, int64_t ldb, int64_t stride_b, int64_t BT, int64_t M, int64_t N, int64_t K,

@@ -26,7 +26,7 @@ def check_variant(op, variant):
     """Return the MR_GEMM_* number of ``variant``; raise ValueError for an unknown name."""
     try:
         return GEMM_VARIANTS[variant]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError):  # TypeError: an unhashable variant
         names = ", ".join(repr(name) for name in GEMM_VARIANTS)
         raise ValueError(f"{op}: unknown variant {variant!r}; expected one of {names}") from None
 
@@ -48,31 +48,46 @@ def check_same_dtype(op, arrays):
             raise DTypeError(f"{op}: operands must have the same dtype, got {parts}; convert one with .astype()")
 
 
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
 def matmul_shapes(op, a, b, trans_a, trans_b):
-    """Validate matmul operands; return (batch_shape, M, N, K) of op(a) @ op(b)."""
-    check_float(op, "a", a)
-    check_float(op, "b", b)
-    check_same_dtype(op, [("a", a), ("b", b)])
-    if a.ndim < 2 or b.ndim < 2:
+    """Validate matmul operands; return (batch_shape, M, N, K) of op(a) @ op(b).
+
+    The common case (two ndarrays of one float dtype) is checked with a few attribute
+    reads, because this runs on every matmul of a training loop.
+    """
+    if not (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is b.dtype
+            and (a.dtype is _FLOAT32 or a.dtype is _FLOAT64)):
+        check_float(op, "a", a)
+        check_float(op, "b", b)
+        check_same_dtype(op, [("a", a), ("b", b)])
+    a_shape, b_shape = a.shape, b.shape
+    if len(a_shape) < 2 or len(b_shape) < 2:
         raise ShapeError(
-            f"{op}: both operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}"
+            f"{op}: both operands need at least 2 dimensions, got shapes {a_shape} and {b_shape}"
         )
-    M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
-    K_b, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    M, K = (a_shape[-1], a_shape[-2]) if trans_a else (a_shape[-2], a_shape[-1])
+    K_b, N = (b_shape[-1], b_shape[-2]) if trans_b else (b_shape[-2], b_shape[-1])
     if K != K_b:
         raise ShapeError(
-            f"{op}: shapes {a.shape} (trans_a={bool(trans_a)}) and {b.shape} (trans_b={bool(trans_b)}) "
+            f"{op}: shapes {a_shape} (trans_a={bool(trans_a)}) and {b_shape} (trans_b={bool(trans_b)}) "
             f"are not aligned: op(a) has {K} columns but op(b) has {K_b} rows"
         )
+    if len(a_shape) == 2 and len(b_shape) == 2:
+        return (), M, N, K
     try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
     except ValueError:
-        raise ShapeError(f"{op}: the batch dimensions of shapes {a.shape} and {b.shape} do not broadcast") from None
+        raise ShapeError(f"{op}: the batch dimensions of shapes {a_shape} and {b_shape} do not broadcast") from None
     return tuple(batch), M, N, K
 
 
 def check_out(op, out, shape, dtype):
     """Raise unless ``out`` is an ndarray of exactly ``shape`` and ``dtype``."""
+    if type(out) is np.ndarray and out.shape == shape and out.dtype is dtype and out.flags.writeable:
+        return
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{op}: out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
