@@ -14,7 +14,7 @@ For every estimator and number of samples n (1, 2, 4, ..., 128 by default) it dr
 sum over all parameter elements) and the bias ‖mean − exact‖. Unbiased estimators show
 a variance falling as 1/n and a bias within noise; the relaxed ones keep a bias that
 no n removes. Prints both tables, and writes estimator_variance.png and metrics.json
-into --out. Runs in about a minute on two CPU cores.
+into --out. Runs in about ten seconds on two CPU cores.
 """
 import argparse
 import os
