@@ -278,6 +278,8 @@ static void SFX(microkernel_portable)(int64_t k, const real* a, int64_t rsa, int
 
 const SFX(mr_gemm_config) SFX(mr_gemm_portable) = {
     .kernel = SFX(microkernel_portable),
+    .pack_a = SFX(pack_a),
+    .pack_b = SFX(pack_b),
     .mr = SFX(PORTABLE_MR),
     .nr = SFX(PORTABLE_NR),
     .kc = 256,
@@ -348,11 +350,11 @@ static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, co
             const int64_t kc = MR_MIN(cfg->kc, K - pc);
             /* The first K block applies the caller's beta; later ones add to it. */
             const real beta_block = (pc == 0) ? beta : (real)1;
-            SFX(pack_b)(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc), ldb, tb, kc, nc, nr);
+            cfg->pack_b(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc), ldb, tb, kc, nc, nr);
 
             for (int64_t ic = 0; ic < M; ic += cfg->mc) {
                 const int64_t mc = MR_MIN(cfg->mc, M - ic);
-                SFX(pack_a)(a_packed, SFX(sub_a)(a, lda, ta, ic, pc), lda, ta, mc, kc, mr);
+                cfg->pack_a(a_packed, SFX(sub_a)(a, lda, ta, ic, pc), lda, ta, mc, kc, mr);
 
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int64_t cols = MR_MIN(nr, nc - jr);
@@ -412,12 +414,12 @@ static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, con
     int64_t b_ld = ldb;
     const real* b_last = NULL;
     if (tb) {
-        SFX(pack_b)(b_edge, b, ldb, tb, K, N, nr);
+        cfg->pack_b(b_edge, b, ldb, tb, K, N, nr);
         if (n_full < N) {
             b_last = b_edge + n_full * K;
         }
     } else if (n_full < N) {
-        SFX(pack_b)(b_edge, b + n_full, ldb, tb, K, N - n_full, nr);
+        cfg->pack_b(b_edge, b + n_full, ldb, tb, K, N - n_full, nr);
         b_last = b_edge;
     }
 
@@ -448,7 +450,7 @@ static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, con
         if (m_full < M) {
             /* The last M % mr rows: packed once per call, on the first column panel. */
             if (j0 == 0) {
-                SFX(pack_a)(a_edge, SFX(sub_a)(a, lda, ta, m_full, 0), lda, ta, M - m_full, K, mr);
+                cfg->pack_a(a_edge, SFX(sub_a)(a, lda, ta, m_full, 0), lda, ta, M - m_full, K, mr);
             }
             SFX(edge_tile)(cfg, K, a_edge, 1, mr, b_panel, b_panel_ld, c + m_full * ldc + j0, ldc, M - m_full,
                            cols, alpha, beta);

@@ -35,15 +35,32 @@ typedef void (*mr_microkernel_f64)(int64_t k, const double* a, int64_t rsa, int6
                                    const double* b, int64_t ldb, double* c, int64_t ldc,
                                    double alpha, double beta);
 
-/* One GEMM kernel set: the micro-kernel, its tile and the cache blocks sized for it. */
+/*
+ * Packing routines (contract of pack_a / pack_b in gemm_template.h): copy op(A)[0:mc,
+ * 0:kc] into ceil(mc / mr) zero-padded micro-panels laid out (kc, mr), or op(B)[0:kc,
+ * 0:nc] into ceil(nc / nr) micro-panels laid out (kc, nr). The transpose flag says
+ * how op() reads the source.
+ *   dst  (ceil(mc / mr), kc, mr) or (ceil(nc / nr), kc, nr)
+ */
+typedef void (*mr_pack_f32)(float* dst, const float* src, int64_t ld, int trans, int64_t rows_or_k,
+                            int64_t k_or_cols, int tile);
+typedef void (*mr_pack_f64)(double* dst, const double* src, int64_t ld, int trans, int64_t rows_or_k,
+                            int64_t k_or_cols, int tile);
+
+/* One GEMM kernel set: the micro-kernel, its packing routines, its tile and the cache
+ * blocks sized for it. */
 typedef struct {
     mr_microkernel_f32 kernel;
+    mr_pack_f32 pack_a;    /* arguments (dst, a, lda, ta, mc, kc, mr) */
+    mr_pack_f32 pack_b;    /* arguments (dst, b, ldb, tb, kc, nc, nr) */
     int mr, nr;            /* micro-tile rows (of A) and columns (of B) */
     int64_t kc, mc, nc;    /* cache blocks: kc x nr B panel in L1, mc x kc A block in L2 */
 } mr_gemm_config_f32;
 
 typedef struct {
     mr_microkernel_f64 kernel;
+    mr_pack_f64 pack_a;
+    mr_pack_f64 pack_b;
     int mr, nr;
     int64_t kc, mc, nc;
 } mr_gemm_config_f64;
