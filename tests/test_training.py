@@ -114,6 +114,12 @@ def test_resume_finished_run_changes_nothing(tmp_path):
     assert_same_parameters(finished.parameters(), again.parameters())
 
 
+def test_resume_beyond_requested_steps_raises(tmp_path):
+    Run(tmp_path, steps=6).trainer.run()
+    with pytest.raises(ResumeError, match="at step 6, beyond the requested 4 steps"):
+        Run(tmp_path, steps=4).trainer.run(resume=True)
+
+
 def test_resume_without_checkpoint_raises(tmp_path):
     with pytest.raises(ResumeError, match="no checkpoint at"):
         Run(tmp_path, steps=3).trainer.run(resume=True)

@@ -279,6 +279,11 @@ class Trainer:
                 f"minireparam's {CHECKPOINT_VERSION}; upgrade minireparam"
             )
         self._check_config(state["config"], path)
+        if int(state["step"]) > self.steps:
+            raise ResumeError(
+                f"cannot resume: {path} is at step {state['step']}, beyond the requested {self.steps} steps; "
+                f"ask for at least {state['step']} steps"
+            )
 
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
