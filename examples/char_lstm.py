@@ -46,13 +46,13 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=positive_int, metavar="N",
                         help="steps between validation reports (default: 500)")
     parser.add_argument(
-        "--eval-windows", type=positive_int,
+        "--eval-windows", type=positive_int, metavar="N",
         help="windows to score in each split (default: all of the validation split, "
              "and as many from the training split)",
     )
-    parser.add_argument("--prompt", help="text the sample continues (default: 'The ', or the text's "
+    parser.add_argument("--prompt", metavar="TEXT", help="text the sample continues (default: 'The ', or the text's "
                         "first character if the text lacks those characters)")
-    parser.add_argument("--temperature", type=float, default=0.8,
+    parser.add_argument("--temperature", type=float, default=0.8, metavar="X",
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
     add_training_arguments(parser, out="runs/char_lstm", checkpoint_every=500, steps=2000, quick_steps=40)

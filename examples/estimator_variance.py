@@ -46,7 +46,8 @@ def parse_args(argv=None):
                         help="independent estimates per estimator and n, at least 2 (default: 200)")
     parser.add_argument("--temperature", type=float, default=0.5, metavar="X",
                         help="temperature of the relaxed estimators (default: 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the objectives and every draw (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the objectives and every draw (default: 0)")
     parser.add_argument("--out", default="runs/estimator_variance", metavar="DIR",
                         help="folder for the plot and metrics (default: runs/estimator_variance)")
     parser.add_argument("--metrics", metavar="PATH", help="metrics JSON file (default: DIR/metrics.json)")

@@ -4,7 +4,7 @@ The latent is 8 categorical variables of 10 classes each. Training samples them 
 RelaxedOneHotCategorical at a temperature that decays from 1.0 to a floor of 0.5
 (τ = max(0.5, exp(−3e-4 · step))); --hard uses the straight-through variant (one-hot
 forward, relaxed backward). Encoder 64-256-256-80, decoder 80-256-256-64, ReLU, batch
-128, Adam with learning rate 1e-3, 3000 steps (about a minute on two CPU cores).
+128, Adam with learning rate 1e-3, 3000 steps (one to two minutes on two CPU cores).
 
 Prints the test negative ELBO of the discrete model (one-hot samples, nats per image,
 binary cross-entropy against the [0, 1] intensities). Saves samples.png and
@@ -44,13 +44,13 @@ def parse_args(argv=None):
     parser.add_argument("--initial-temperature", type=float, metavar="X",
                         help="Gumbel-softmax temperature at step 0 (default: 1.0)")
     parser.add_argument("--min-temperature", type=float, metavar="X", help="the temperature's floor (default: 0.5)")
-    parser.add_argument("--anneal-rate", type=float,
+    parser.add_argument("--anneal-rate", type=float, metavar="X",
                         help="decay rate r in τ = max(floor, τ0·exp(−r·step)), per step (default: 3e-4)")
     parser.add_argument("--hard", action="store_true",
                         help="straight-through: one-hot samples forward, relaxed gradients backward")
     parser.add_argument("--eval-every", type=positive_int, metavar="N",
                         help="steps between test-ELBO reports (default: 500)")
-    parser.add_argument("--elbo-samples", type=positive_int,
+    parser.add_argument("--elbo-samples", type=positive_int, metavar="N",
                         help="one-hot latent draws per test image for the reported ELBO (default: 10)")
     add_training_arguments(parser, out="runs/gumbel_vae_digits", checkpoint_every=1000, steps=3000, quick_steps=60)
     parser.epilog = "Defaults above are for the full run; --quick uses 64 hidden units and 60 steps."

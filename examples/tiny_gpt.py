@@ -51,11 +51,11 @@ def parse_args(argv=None):
     parser.add_argument("--clip", type=float, metavar="X", help="clip the global gradient norm to this (default: 1.0)")
     parser.add_argument("--eval-every", type=positive_int, metavar="N",
                         help="steps between validation reports (default: 500)")
-    parser.add_argument("--eval-windows", type=positive_int,
+    parser.add_argument("--eval-windows", type=positive_int, metavar="N",
                         help="windows to score in each split (default: the whole validation split)")
-    parser.add_argument("--prompt", help="text the sample continues (default: 'The ', or the text's "
+    parser.add_argument("--prompt", metavar="TEXT", help="text the sample continues (default: 'The ', or the text's "
                         "first character if the text lacks those characters)")
-    parser.add_argument("--temperature", type=float, default=0.8,
+    parser.add_argument("--temperature", type=float, default=0.8, metavar="X",
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
     parser.add_argument("--compare", default="runs/char_lstm/metrics.json", metavar="PATH",

@@ -3,7 +3,7 @@
 Default recipe: encoder 64-256-256 (ReLU) to the mean and log-variance of q(z|x),
 decoder 16-256-256-64 (ReLU) to Bernoulli logits, loss = summed binary cross-entropy
 with logits + analytic KL to Normal(0, 1), averaged over the batch; batch 128, Adam with
-learning rate 1e-3, 3000 steps (about a minute on two CPU cores). Images are
+learning rate 1e-3, 3000 steps (one to two minutes on two CPU cores). Images are
 scikit-learn's digits scaled to [0, 1]; the first 1437 train and the last 360 test.
 
 Prints the test negative ELBO and the importance-weighted bound with 100 samples, both
@@ -40,9 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default: 1e-3)")
     parser.add_argument("--eval-every", type=positive_int, metavar="N",
                         help="steps between test-ELBO reports (default: 500)")
-    parser.add_argument("--elbo-samples", type=positive_int,
+    parser.add_argument("--elbo-samples", type=positive_int, metavar="N",
                         help="latent draws per test image for the reported ELBO (default: 10)")
-    parser.add_argument("--iw-samples", type=positive_int,
+    parser.add_argument("--iw-samples", type=positive_int, metavar="N",
                         help="K, latent draws per test image for the importance-weighted bound (default: 100)")
     add_training_arguments(parser, out="runs/vae_digits", checkpoint_every=1000, steps=3000, quick_steps=60)
     parser.epilog = "Defaults above are for the full run; --quick uses 64 hidden units and 60 steps."

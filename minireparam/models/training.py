@@ -63,7 +63,7 @@ def add_training_arguments(parser, out, checkpoint_every, steps, quick_steps):
         "--steps", type=positive_int, default=None, metavar="N",
         help=f"optimizer steps (default: {steps}, or {quick_steps} with --quick)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random stream (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of every random stream (default: 0)")
     parser.add_argument(
         "--out", default=out, metavar="DIR",
         help=f"folder for the checkpoint, metrics and pictures (default: {out})",
