@@ -24,6 +24,11 @@ static inline __attribute__((always_inline)) void kernel_6x16_f32(int64_t k, con
                                                                   int64_t csa, const float* b, int64_t ldb,
                                                                   float* c, int64_t ldc, float alpha, float beta)
 {
+    /* Start fetching the C tile now; it is read (or only written) after the k loop. */
+    for (int i = 0; i < 6; i++) {
+        _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
+    }
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -83,6 +88,10 @@ static inline __attribute__((always_inline)) void kernel_6x8_f64(int64_t k, cons
                                                                  int64_t csa, const double* b, int64_t ldb,
                                                                  double* c, int64_t ldc, double alpha, double beta)
 {
+    for (int i = 0; i < 6; i++) {
+        _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(c + i * ldc + 7), _MM_HINT_T0);
+    }
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
     __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
@@ -379,12 +388,14 @@ static void pack_b_avx2_f64(double* dst, const double* b, int64_t ldb, int tb, i
 }
 
 /*
- * Cache blocks: a kc x 16 float32 B micro-panel is 16 KiB at kc = 256, half of a
- * 32 KiB L1; the mc x kc A block (mc = 144: 144 KiB) sits in L2; nc bounds the
- * packed B block for the L3. Tuned with benchmarks/bench_kernels.py.
+ * Cache blocks: a kc x 16 float32 B micro-panel is 24 KiB at kc = 384, most of a
+ * 32 KiB L1; the mc x kc A block (float32 144 x 384: 216 KiB, float64 96 x 256:
+ * 192 KiB) sits in L2; nc bounds the packed B block for the L3. On the 2-core AMD EPYC
+ * (Zen 4) used for benchmarks/RESULTS.md, kc from 256 to 512 and mc from 96 to 240 all
+ * measured within a few percent of each other.
  */
 #ifndef MR_AVX2_F32_KC
-#define MR_AVX2_F32_KC 256
+#define MR_AVX2_F32_KC 384
 #define MR_AVX2_F32_MC 144
 #define MR_AVX2_F32_NC 3072
 #endif

@@ -307,6 +307,34 @@ static void SFX(edge_tile)(const SFX(mr_gemm_config)* cfg, int64_t k, const real
 }
 
 /*
+ * Loops 2 and 1 of rung 4 over packed buffers: every mr x nr tile of an mc x nc block
+ * of C, each one micro-kernel call over kc.
+ *   a_packed  (ceil(mc / mr), kc, mr)
+ *   b_packed  (ceil(nc / nr), kc, nr)
+ *   c         (mc, ldc)
+ */
+static void SFX(macro_kernel)(const SFX(mr_gemm_config)* cfg, int64_t mc, int64_t nc, int64_t kc,
+                              const real* a_packed, const real* b_packed, real* c, int64_t ldc, real alpha,
+                              real beta)
+{
+    const int mr = cfg->mr, nr = cfg->nr;
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int64_t cols = MR_MIN(nr, nc - jr);
+        const real* b_panel = b_packed + jr * kc;
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t rows = MR_MIN(mr, mc - ir);
+            const real* a_panel = a_packed + ir * kc;
+            real* c_tile = c + ir * ldc + jr;
+            if (rows == mr && cols == nr) {
+                cfg->kernel(kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, alpha, beta);
+            } else {
+                SFX(edge_tile)(cfg, kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, rows, cols, alpha, beta);
+            }
+        }
+    }
+}
+
+/*
  * Rung 4, packed micro-panels and a register-blocked micro-kernel (the Goto/BLIS
  * scheme). Rung 3 still reloads each element of C for every p. Here the innermost
  * work is an mr x nr tile of C held in registers for the whole k loop, updated by
@@ -318,8 +346,11 @@ static void SFX(edge_tile)(const SFX(mr_gemm_config)* cfg, int64_t k, const real
  *   loop 3  ic: rows of C in blocks of mc           -> pack op(A)[ic, pc] (in L2)
  *   loop 2  jr: nr-wide micro-panel of B            (stays in L1)
  *   loop 1  ir: mr-high micro-panel of A            -> micro-kernel on C[ir, jr]
- * Packing costs O(MK + KN) copies and saves O(MNK) cache misses and strided loads;
- * it also zero-pads the edges so the kernel only ever sees full tiles.
+ * Packing costs O(MK + KN) copies and saves O(MNK) cache misses and strided loads.
+ * It also zero-pads the edges, so the kernel only ever sees full tiles.
+ * When all of M fits one block (M <= mc), loop 3 has one pass: A is packed first and
+ * each B micro-panel is packed just before loop 1 uses it, so B goes from its source
+ * to L1 without a round trip through a large buffer (the LSTM shapes, M = 32).
  */
 static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
                             int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
@@ -335,9 +366,10 @@ static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, co
     }
 
     /* Buffers sized for the largest blocks this call uses, reused across calls. */
+    const int one_row_block = M <= cfg->mc;
     const int64_t kc_max = MR_MIN(cfg->kc, K);
     const int64_t mc_max = MR_MIN(cfg->mc, MR_ROUND_UP(M, mr));
-    const int64_t nc_max = MR_MIN(cfg->nc, MR_ROUND_UP(N, nr));
+    const int64_t nc_max = one_row_block ? nr : MR_MIN(cfg->nc, MR_ROUND_UP(N, nr));
     real* a_packed = (real*)mr_scratch(0, (size_t)(MR_ROUND_UP(mc_max, mr) * kc_max) * sizeof(real));
     real* b_packed = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(nc_max, nr) * kc_max) * sizeof(real));
     if (a_packed == NULL || b_packed == NULL) {
@@ -350,27 +382,22 @@ static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, co
             const int64_t kc = MR_MIN(cfg->kc, K - pc);
             /* The first K block applies the caller's beta; later ones add to it. */
             const real beta_block = (pc == 0) ? beta : (real)1;
-            cfg->pack_b(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc), ldb, tb, kc, nc, nr);
 
+            if (one_row_block) {
+                cfg->pack_a(a_packed, SFX(sub_a)(a, lda, ta, 0, pc), lda, ta, M, kc, mr);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    const int64_t cols = MR_MIN(nr, nc - jr);
+                    cfg->pack_b(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc + jr), ldb, tb, kc, cols, nr);
+                    SFX(macro_kernel)(cfg, M, cols, kc, a_packed, b_packed, c + jc + jr, ldc, alpha, beta_block);
+                }
+                continue;
+            }
+
+            cfg->pack_b(b_packed, SFX(sub_b)(b, ldb, tb, pc, jc), ldb, tb, kc, nc, nr);
             for (int64_t ic = 0; ic < M; ic += cfg->mc) {
                 const int64_t mc = MR_MIN(cfg->mc, M - ic);
                 cfg->pack_a(a_packed, SFX(sub_a)(a, lda, ta, ic, pc), lda, ta, mc, kc, mr);
-
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    const int64_t cols = MR_MIN(nr, nc - jr);
-                    const real* b_panel = b_packed + jr * kc;
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        const int64_t rows = MR_MIN(mr, mc - ir);
-                        const real* a_panel = a_packed + ir * kc;
-                        real* c_tile = c + (ic + ir) * ldc + jc + jr;
-                        if (rows == mr && cols == nr) {
-                            cfg->kernel(kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, alpha, beta_block);
-                        } else {
-                            SFX(edge_tile)(cfg, kc, a_panel, 1, mr, b_panel, nr, c_tile, ldc, rows, cols, alpha,
-                                           beta_block);
-                        }
-                    }
-                }
+                SFX(macro_kernel)(cfg, mc, nc, kc, a_packed, b_packed, c + ic * ldc + jc, ldc, alpha, beta_block);
             }
         }
     }
@@ -378,13 +405,14 @@ static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, co
 }
 
 /*
- * Rung 6, small matrices: for a few tens of rows and columns the copies of rung 4
- * cost as much as the arithmetic they speed up. This path hands the micro-kernel
- * the operands where they are: A through its strides (either transpose works, since
- * the kernel broadcasts one element of A at a time) and B through its row stride
- * (op(B) rows must be contiguous, so a transposed B is packed, which is cheap at
- * these sizes). Only the ragged right and bottom edges are packed, so the kernel
- * never reads past the end of an operand. No K blocking: K is small here too.
+ * Rung 6, small matrices: when few column panels reuse each row of A (small N) or
+ * the whole product is small, packing A costs about as much as the arithmetic it
+ * speeds up. This path hands the micro-kernel A where it is, through its strides:
+ * either transpose works, since the kernel broadcasts one element of A at a time.
+ * B is packed whole (K x N values, cheap next to the M x N x K work they feed) except
+ * when at most two row tiles read it and its rows are contiguous: then it is read in
+ * place. Ragged right and bottom edges are always packed, so the kernel never reads
+ * past the end of an operand. There is no K blocking: callers keep K moderate.
  */
 static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
                            int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
@@ -402,41 +430,26 @@ static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, con
     /* Strides of A(i, p) for the kernel: op(A)[i, p] = a[i * rsa + p * csa]. */
     const int64_t rsa = ta ? 1 : lda, csa = ta ? lda : 1;
     const int64_t m_full = (M / mr) * mr, n_full = (N / nr) * nr;
+    const int b_in_place = !tb && M <= 2 * mr;
     real* a_edge = (real*)mr_scratch(0, (size_t)(mr * K) * sizeof(real));
-    real* b_edge = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(N, nr) * K) * sizeof(real));
-    if (a_edge == NULL || b_edge == NULL) {
+    real* b_buffer = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(N, nr) * K) * sizeof(real));
+    if (a_edge == NULL || b_buffer == NULL) {
         return MR_ERR_OUT_OF_MEMORY;
     }
-
-    /* B: use it in place when its rows are contiguous, else pack it whole. The
-     * ragged last columns are always packed into one zero-padded panel. */
-    const real* b_src = b;
-    int64_t b_ld = ldb;
-    const real* b_last = NULL;
-    if (tb) {
-        cfg->pack_b(b_edge, b, ldb, tb, K, N, nr);
-        if (n_full < N) {
-            b_last = b_edge + n_full * K;
-        }
+    if (!b_in_place) {
+        cfg->pack_b(b_buffer, b, ldb, tb, K, N, nr);
     } else if (n_full < N) {
-        cfg->pack_b(b_edge, b + n_full, ldb, tb, K, N - n_full, nr);
-        b_last = b_edge;
+        cfg->pack_b(b_buffer, b + n_full, ldb, tb, K, N - n_full, nr);
     }
 
-    /* One B panel at a time: (pointer, row stride) of columns j0 .. j0 + nr. */
     for (int64_t j0 = 0; j0 < N; j0 += nr) {
         const int64_t cols = MR_MIN(nr, N - j0);
-        const real* b_panel;
-        int64_t b_panel_ld;
-        if (j0 >= n_full) {
-            b_panel = b_last;
-            b_panel_ld = nr;
-        } else if (tb) {
-            b_panel = b_edge + j0 * K;
-            b_panel_ld = nr;
-        } else {
-            b_panel = b_src + j0;
-            b_panel_ld = b_ld;
+        /* This column panel of B as (pointer, row stride). */
+        const real* b_panel = b_buffer + j0 * K;
+        int64_t b_panel_ld = nr;
+        if (b_in_place) {
+            b_panel = (j0 < n_full) ? b + j0 : b_buffer;
+            b_panel_ld = (j0 < n_full) ? ldb : nr;
         }
         for (int64_t i0 = 0; i0 < m_full; i0 += mr) {
             real* c_tile = c + i0 * ldc + j0;
@@ -459,13 +472,16 @@ static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, con
     return MR_OK;
 }
 
-/* True when `variant` computes on one thread and the shape suits the small path. */
-static int SFX(prefers_small)(int64_t M, int64_t N, int64_t K)
+/* True when the small path (A unpacked) beats rung 4 for this shape on one thread:
+ * a small product, a narrow B (at most 4 column panels, so packed A would be reused
+ * at most 4 times), or at most two row tiles. K is bounded because the small path
+ * has no K blocking. Thresholds measured with benchmarks/bench_kernels.py. */
+static int SFX(prefers_small)(int64_t M, int64_t N, int64_t K, const SFX(mr_gemm_config)* cfg)
 {
-    /* Measured by benchmarks/bench_kernels.py: packing stops paying off below about
-     * 96^3 multiply-adds, and a long K with a wide B makes the unpacked B rows
-     * collide in L1 (rows of a power-of-two length map to the same cache sets). */
-    return M * N * K <= (int64_t)96 * 96 * 96 && K <= 256;
+    if (K > 512) {
+        return 0;
+    }
+    return M * N * K <= (int64_t)64 * 64 * 64 || N <= 4 * (int64_t)cfg->nr || M <= 2 * (int64_t)cfg->mr;
 }
 
 /* One matrix on the calling thread with the best single-threaded rung. */
@@ -489,7 +505,7 @@ static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const
     case MR_GEMM_THREADED:
         return SFX(gemm_packed)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
     default: /* MR_GEMM_AUTO */
-        if (SFX(prefers_small)(M, N, K)) {
+        if (SFX(prefers_small)(M, N, K, cfg)) {
             return SFX(gemm_small)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
         }
         return SFX(gemm_packed)(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, alpha, beta, cfg);
