@@ -21,8 +21,10 @@ What it measures, each case checked against a float64 reference before any timin
 
 Timing: candidates of one case run interleaved (A B C A B C ...), each sample long
 enough to reach --min-sample seconds, and the median of --repeats samples is reported,
-so a load spike on this shared machine hits every candidate alike. Ratios are
-speedups over numpy (higher is better). The FMA peak comes from a measured loop of
+so a load spike on this shared machine hits every candidate alike. At 2 threads the
+script sleeps 0.15 s after each numpy or PyTorch sample, because OpenBLAS workers keep
+spinning for about 0.1 s after a call and would otherwise slow the next candidate.
+Ratios are speedups over numpy (higher is better). The FMA peak comes from a measured loop of
 register-resident FMAs (mr_measure_fma_peak), not from a nominal clock.
 
 Writes <out>/bench_kernels.json and <out>/bench_kernels.png (GFLOP/s against n per rung).
@@ -68,8 +70,13 @@ def calibrate(function, min_sample):
         calls = max(calls * 2, int(calls * min_sample / max(elapsed, 1e-9)) + 1)
 
 
-def time_interleaved(candidates, repeats, min_sample):
-    """Time {name: function} interleaved; return {name: median seconds per call}."""
+def time_interleaved(candidates, repeats, min_sample, settle=None):
+    """Time {name: function} interleaved; return {name: median seconds per call}.
+
+    ``settle`` maps a candidate name to seconds to sleep after each of its samples, so
+    that its idle worker threads stop spinning before the next candidate runs.
+    """
+    settle = settle or {}
     calls = {name: calibrate(function, min_sample) for name, function in candidates.items()}
     samples = {name: [] for name in candidates}
     names = list(candidates)
@@ -82,7 +89,17 @@ def time_interleaved(candidates, repeats, min_sample):
             for _ in range(count):
                 function()
             samples[name].append((time.perf_counter() - start) / count)
+            if settle.get(name):
+                time.sleep(settle[name])
     return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def settle_times(threads, names):
+    """Sleeps between samples at more than one thread: OpenBLAS workers spin for about
+    0.1 s after a call (measured), ours for well under a millisecond (GOMP_SPINCOUNT)."""
+    if threads <= 1:
+        return {}
+    return {name: (0.15 if name in ("numpy", "torch") else 0.002) for name in names}
 
 
 # ---- machine facts -------------------------------------------------------------------------------
@@ -164,7 +181,7 @@ def bench_gemm(threads, dtype, cases, args, rng):
         candidates["numpy"] = lambda: np.matmul(a, b, out=out)
 
         with backend.use("c"):
-            seconds = time_interleaved(candidates, args.repeats, args.min_sample)
+            seconds = time_interleaved(candidates, args.repeats, args.min_sample, settle_times(threads, candidates))
         row = {"case": label, "group": group, "n": n, "dtype": np.dtype(dtype).name, "threads": threads,
                "flops": flops, "seconds": seconds,
                "gflops": {name: flops / s * 1e-9 for name, s in seconds.items()},
@@ -281,7 +298,7 @@ def bench_rows(threads, shape, args, rng, torch):
         for name, (candidates, moved_bytes) in groups.items():
             candidates = dict(candidates)
             candidates["copy"] = lambda: np.copyto(copy_out, x)
-            seconds = time_interleaved(candidates, args.repeats, args.min_sample)
+            seconds = time_interleaved(candidates, args.repeats, args.min_sample, settle_times(threads, candidates))
             copy_rate = 2 * nbytes / seconds["copy"]
             row = {"kernel": name, "shape": list(shape), "threads": threads, "seconds": seconds,
                    "gb_per_s": {k: (2 * nbytes if k == "copy" else moved_bytes) / s * 1e-9 for k, s in seconds.items()},

@@ -231,3 +231,23 @@ def test_portable_and_simd_kernels_agree():
         c_backend.lib.mr_force_portable(0)
     for portable_result, simd_result in zip(*results):
         np.testing.assert_allclose(portable_result, simd_result, rtol=1e-12, atol=1e-12)
+
+
+@needs_c
+@pytest.mark.parametrize("env, expected", [
+    ({"MINIREPARAM_NUM_THREADS": "2"}, 1),
+    ({"MINIREPARAM_NUM_THREADS": "2", "MINIREPARAM_BLAS_THREADS": "keep"}, 2),
+    ({"MINIREPARAM_NUM_THREADS": "1"}, 2),
+])
+def test_blas_threads_kept_off_c_cores(env, expected):
+    """Threaded C kernels limit numpy's OpenBLAS to one thread, whose workers would spin on our cores."""
+    pytest.importorskip("threadpoolctl")
+    code, out, err = run_python(textwrap.dedent("""
+        from threadpoolctl import threadpool_info, threadpool_limits
+        threadpool_limits(2, user_api="blas")
+        import minireparam.backend as b
+        b.set_backend("c")
+        print(min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+    """), **env)
+    assert code == 0, err
+    assert int(out) == expected

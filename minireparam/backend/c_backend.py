@@ -23,16 +23,42 @@ from . import _checks
 def _configure_openmp_waiting():
     """Ask OpenMP worker threads to sleep soon after a parallel region ends.
 
-    By default libgomp's idle workers spin for a few hundred thousand iterations (around a
-    millisecond) before sleeping, and OpenBLAS's workers do the same after a numpy BLAS
-    call. A numpy matmul that starts right after a threaded C kernel would then share its
-    cores with our spinning threads. A short spin keeps back-to-back C calls (a training
-    loop) on warm threads while freeing the cores within tens of microseconds; fully
-    passive waiting would add a futex wake-up to every threaded call. The variables are
-    read once, when the OpenMP runtime loads with ``_ccore``; values set by the user win.
+    Idle libgomp workers spin before they sleep: with the default spin count a worker
+    burned about 11 ms of CPU after one parallel region, on the 2-core machine of
+    benchmarks/RESULTS.md. A numpy matmul starting right after a threaded C kernel would
+    share its cores with that spinning. GOMP_SPINCOUNT=10000 cut it to about 0.3 ms while
+    keeping back-to-back C calls (a training loop) on warm threads; fully passive waiting
+    would add a wake-up of several microseconds to every threaded call. The variables are
+    read once, when the OpenMP runtime loads with ``_ccore``, and values set by the user win.
     """
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # libgomp (gcc)
     os.environ.setdefault("KMP_BLOCKTIME", "0")  # LLVM libomp (clang builds), in ms
+
+
+def _keep_blas_off_our_cores(threads):
+    """Limit numpy's BLAS to one thread while the C kernels use more than one.
+
+    OpenBLAS workers keep spinning for a fraction of a second after each numpy BLAS call
+    (measured: about 12 ms of CPU per 50 ms of idle time after a 2-thread matmul), so a
+    threaded C kernel running after a numpy matmul would compete with them for the same
+    cores. With OpenBLAS on one thread its workers never wake. The engine's products go
+    to the C GEMM, so numpy's BLAS only sees incidental calls. Set
+    MINIREPARAM_BLAS_THREADS to a count to choose another limit, or to "keep" to leave
+    numpy's BLAS alone. Needs threadpoolctl (installed with scikit-learn or the
+    "bench" extra).
+    """
+    setting = os.environ.get("MINIREPARAM_BLAS_THREADS", "1").strip().lower()
+    if threads <= 1 or setting == "keep":
+        return
+    try:
+        limit = int(setting)
+    except ValueError:
+        raise ValueError(f"MINIREPARAM_BLAS_THREADS must be a thread count or 'keep', got {setting!r}") from None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return  # NOTE: without threadpoolctl, numpy's BLAS keeps all of its threads.
+    threadpool_limits(limits=limit, user_api="blas")
 
 
 _configure_openmp_waiting()
@@ -383,8 +409,12 @@ def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, re
 
 
 def set_num_threads(n):
-    """Set the threads of the threaded GEMM and the large row kernels (n < 1: every core)."""
+    """Set the threads of the threaded GEMM and the large row kernels (n < 1: every core).
+
+    With more than one thread, numpy's BLAS is limited to one (see _keep_blas_off_our_cores).
+    """
     lib.mr_set_num_threads(int(n))
+    _keep_blas_off_our_cores(get_num_threads())
 
 
 def get_num_threads():
@@ -410,8 +440,9 @@ def build_info():
 _env_threads = os.environ.get("MINIREPARAM_NUM_THREADS")
 if _env_threads:
     try:
-        set_num_threads(int(_env_threads))
+        lib.mr_set_num_threads(int(_env_threads))
     except ValueError:
         raise ValueError(
             f"MINIREPARAM_NUM_THREADS must be an integer thread count, got {_env_threads!r}"
         ) from None
+_keep_blas_off_our_cores(get_num_threads())
