@@ -24,8 +24,10 @@
  *     unit in the last place of 1, so the FMA's rounding rounds x / ln2 to an integer,
  *     and the low mantissa bits then hold n + 127, the biased exponent of 2^n;
  *   - ln2 is split in two (Cody-Waite) so that n * LN2_HI is exact and r keeps its bits;
- *   - exp(r) is its Taylor series to degree 7, whose truncation error
- *     (0.347^8 / 8! < 6e-9) is below float32 rounding.
+ *   - exp(r) is 1 + r + c2 r^2 + ... + c5 r^5, with c2..c5 fitted to minimize the
+ *     maximum relative error on [-ln2/2, ln2/2] (iteratively reweighted least squares
+ *     in float64): 1.05e-7 in exact arithmetic, 1.8e-7 (1.5 ulp) evaluated in float32,
+ *     two FMAs fewer than the degree-7 Taylor series of the same accuracy.
  * x < ln(2^-126) gives 0 (so -inf gives exactly 0, not a denormal), and NaN stays NaN.
  */
 static inline __m256 exp_ps(__m256 x)
@@ -39,12 +41,10 @@ static inline __m256 exp_ps(__m256 x)
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
 
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    __m256 p = _mm256_set1_ps(8.312518449e-03f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.189010980e-02f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666711451e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.999923182e-01f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
 
