@@ -238,8 +238,13 @@ def load_into_torch(torch_model, mr_model):
     torch_model.load_state_dict(state, strict=True)
 
 
-def time_sides(workload, repeats):
-    """Time every side ``repeats`` times, rotating which side runs first; return seconds per side."""
+def time_sides(workload, repeats, settle):
+    """Time every side ``repeats`` times, rotating which side runs first; return seconds per side.
+
+    ``settle`` seconds of sleep follow every timed step, so that the idle worker threads
+    of the side that just ran (OpenBLAS's and PyTorch's spin for a while after a
+    parallel call) stop competing for the cores before the next side starts.
+    """
     labels = list(workload.sides)
     for _ in range(workload.warmup):
         for label in labels:
@@ -251,6 +256,8 @@ def time_sides(workload, repeats):
             began = time.perf_counter()
             workload.sides[label]()
             seconds[label].append(time.perf_counter() - began)
+            if settle:
+                time.sleep(settle)
     return seconds
 
 
@@ -703,7 +710,7 @@ def print_timing(threads, sides, ratios):
 
 def run(args):
     mode = "smoke" if args.smoke else "full"
-    report = {"command": " ".join(shlex.quote(part) for part in sys.argv), "mode": mode,
+    report = {"command": " ".join(shlex.quote(part) for part in sys.argv), "mode": mode, "settle": args.settle,
               "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_facts(),
               "versions": version_facts(), "threads": args.threads, "repeats": args.repeats,
               "torch_available": torch is not None, "workloads": {}}
@@ -732,8 +739,9 @@ def run(args):
         repeats = workload.repeats if workload.repeats is not None else args.repeats
         for threads in args.threads:
             load_before = load_average()
+            settle = args.settle if threads > 1 else 0.0
             with thread_count(threads):
-                sides, ratios = summarize(workload, time_sides(workload, repeats))
+                sides, ratios = summarize(workload, time_sides(workload, repeats, settle))
             entry["timings"][str(threads)] = {"sides": sides, "ratios": ratios,
                                               "load_average": [load_before, load_average()]}
             print_timing(threads, sides, ratios)
@@ -794,8 +802,9 @@ def render_section(runs):
                  f"minireparam {versions['minireparam']} (backend {versions['minireparam_backend']}, "
                  f"SIMD {versions['minireparam_simd']}).")
     lines.append(f"- Threads: {', '.join(map(str, threads))} (OpenBLAS via threadpoolctl, torch.set_num_threads, "
-                 "minireparam.kernels.set_num_threads); float32; medians of "
-                 f"{first['repeats']} alternating runs per side (W-GRADCHECK: 3).")
+                 "minireparam.kernels.set_num_threads; with 2 C threads minireparam itself limits OpenBLAS to 1); "
+                 f"float32; medians of {first['repeats']} alternating runs per side (W-GRADCHECK: 3); at 2 threads "
+                 f"a sleep of {first.get('settle', 0)} s after each step lets idle worker threads stop spinning.")
     for index, run_report in enumerate(runs, start=1):
         loads = [value for entry in run_report["workloads"].values() for timing in entry["timings"].values()
                  for value in timing.get("load_average", []) if value is not None]
@@ -883,6 +892,9 @@ def parse_args(argv=None):
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], metavar="N",
                         help="thread counts to time at (default: 1 2)")
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per side and thread count (default: 20)")
+    parser.add_argument("--settle", type=float, default=0.15, metavar="SECONDS",
+                        help="sleep after each timed step at more than one thread, so idle worker threads stop "
+                             "spinning before the next side runs (default: 0.15)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="write the full results as JSON to PATH")
     parser.add_argument("--include-run", action="append", default=[], metavar="PATH",
