@@ -1,10 +1,10 @@
 """Build script for minireparam.
 
 The C core in csrc/ is compiled through cffi (API mode) into ``minireparam._ccore``.
-The build never fails the install: ``OptionalCoreBuild`` probes the compiler, drops
-OpenMP or the AVX2 kernels when they do not compile, skips the C core when nothing
-compiles (minireparam then runs on its numpy backend), and prints one line per
-feature with ✓ or ✗. ``pip install -v`` shows those lines.
+The build never fails the install. ``OptionalCoreBuild`` probes the compiler and drops
+OpenMP or the AVX2 kernels when they do not compile. When nothing compiles it skips the
+C core, and minireparam runs on its numpy backend. It prints one line per feature with
+✓ or ✗, which ``pip install -v`` shows.
 """
 import os
 import sys

@@ -5,7 +5,7 @@ Usage (from the repository root, after ``pip install -e ".[bench]"``):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py [--quick]
 
 Some machines set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE to work around old OpenBLAS
-bugs, which slows a current numpy; unset them for this command only (never in tests).
+bugs. That slows a current numpy, so unset them for this command only (never in tests).
 
 What it measures, each case checked against a float64 reference before any timing:
 
@@ -56,15 +56,22 @@ SINGLE_THREAD_RUNGS = ("naive", "loop_order", "blocked", "small", "packed")
 # ---- timing -----------------------------------------------------------------------------------
 
 
+# The clock of every sample: wall time by default; --clock thread switches to the calling
+# thread's CPU time, which on a loaded machine counts only the time the thread ran. It is
+# valid for one-thread runs only (other threads' work is not counted).
+CLOCK = {"wall": time.perf_counter, "thread": time.thread_time}
+clock = time.perf_counter
+
+
 def calibrate(function, min_sample):
     """Return how many calls make one sample last at least ``min_sample`` seconds."""
     function()  # warm caches, page in outputs, allocate packing buffers
     calls = 1
     while True:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             function()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if elapsed >= min_sample or calls >= 1 << 20:
             return calls
         calls = max(calls * 2, int(calls * min_sample / max(elapsed, 1e-9)) + 1)
@@ -85,10 +92,10 @@ def time_interleaved(candidates, repeats, min_sample, settle=None):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
             function, count = candidates[name], calls[name]
-            start = time.perf_counter()
+            start = clock()
             for _ in range(count):
                 function()
-            samples[name].append((time.perf_counter() - start) / count)
+            samples[name].append((clock() - start) / count)
             if settle.get(name):
                 time.sleep(settle[name])
     return {name: float(np.median(values)) for name, values in samples.items()}
@@ -324,6 +331,11 @@ def torch_cross_entropy(torch, tx, ttarget):
 # ---- output -------------------------------------------------------------------------------------------------
 
 
+# One color per candidate, the same in every panel.
+RUNG_COLORS = {"naive": "tab:red", "loop_order": "tab:orange", "blocked": "tab:olive", "small": "tab:pink",
+               "packed": "tab:brown", "threaded": "tab:green", "auto": "tab:blue", "numpy": "black"}
+
+
 def plot(gemm_rows, peaks, path):
     import matplotlib
 
@@ -337,7 +349,8 @@ def plot(gemm_rows, peaks, path):
         names = sorted({name for r in rows for name in r["gflops"]})
         for name in names:
             points = [(r["n"], r["gflops"][name]) for r in rows if name in r["gflops"]]
-            axis.plot(*zip(*points), marker="o", label=name, linestyle="--" if name == "numpy" else "-")
+            axis.plot(*zip(*points), marker="o", label=name, color=RUNG_COLORS.get(name),
+                      linestyle="--" if name == "numpy" else "-")
         peak = peaks[threads][dtype]
         if peak:
             axis.axhline(peak, color="grey", linewidth=0.8, label="measured FMA peak")
@@ -358,7 +371,13 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
     parser.add_argument("--only", choices=["gemm", "softmax"], help="run only one part")
     parser.add_argument("--out", default="runs/bench_kernels", help="directory for the JSON and PNG outputs")
+    parser.add_argument("--clock", choices=["wall", "thread"], default="wall",
+                        help="wall time, or the calling thread's CPU time (one-thread runs only)")
     args = parser.parse_args()
+    global clock
+    clock = CLOCK[args.clock]
+    if args.clock == "thread" and args.threads != [1]:
+        parser.error("--clock thread measures one thread only; use it with --threads 1")
     if args.quick:
         args.repeats, args.min_sample = 3, 0.01
 
@@ -404,7 +423,7 @@ def main():
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine["load_average_at_end"] = os.getloadavg()
-    result = {"machine": machine, "command": " ".join(sys.argv), "repeats": args.repeats,
+    result = {"machine": machine, "command": " ".join(sys.argv), "clock": args.clock, "repeats": args.repeats,
               "min_sample_seconds": args.min_sample, "fma_peak_gflops": args.peaks,
               "gemm": gemm_rows, "softmax": softmax_rows}
     with open(out_dir / "bench_kernels.json", "w", encoding="utf-8") as handle:

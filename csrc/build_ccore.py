@@ -31,13 +31,19 @@ OPENMP_FLAGS = ["-fopenmp"]
 
 
 def read_cdef():
-    """Return the declarations between the CFFI-DECLARATIONS markers of minireparam.h."""
+    """Return the declarations between the CFFI-DECLARATIONS markers of minireparam.h.
+
+    Data pointers (float*, double*, int64_t*) are declared void* for cffi, so Python can
+    pass ``ffi.from_buffer(array)`` without a typed cast (about half the cost per
+    pointer); the C compiler still checks the real prototypes, and the Python wrapper
+    checks every dtype before the call.
+    """
     with open(os.path.join(HERE, "minireparam.h"), encoding="utf-8") as header:
         text = header.read()
     match = re.search(r"/\* CFFI-DECLARATIONS-BEGIN \*/(.*)/\* CFFI-DECLARATIONS-END \*/", text, re.S)
     if match is None:
         raise RuntimeError("csrc/minireparam.h has no CFFI-DECLARATIONS-BEGIN/END block")
-    return match.group(1)
+    return re.sub(r"\b(const\s+)?(float|double|int64_t)\s*\*", r"\1void* ", match.group(1))
 
 
 def source_paths(names, relative_to_root=True):

@@ -2,10 +2,10 @@
  * Fused cross-entropy forward and backward for one element type; cross_entropy.c
  * includes this file twice (real = float / double, SFX(name) = name##_f32 / _f64).
  *
- * Fused means the log-softmax is never stored: the forward reads each row of
- * logits once (from memory; the passes after the first hit L1/L2) and writes one
- * loss and one log-sum-exp per row; the backward rebuilds the softmax from the
- * saved log-sum-exp and writes the gradient in the same pass.
+ * Fused means the log-softmax is never stored. The forward reads each row of
+ * logits from memory once (the passes after the first hit L1 or L2) and writes one
+ * loss and one log-sum-exp per row. The backward rebuilds the softmax from the saved
+ * log-sum-exp and writes the gradient in the same pass.
  *
  * Conventions (shared with the numpy backend):
  *   - a row whose target is ignore_index has loss 0, gradient 0 and is not counted;

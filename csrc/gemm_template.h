@@ -173,7 +173,7 @@ static void SFX(gemm_blocked)(real* c, int64_t ldc, const real* a, int64_t lda, 
  * micro-panels laid out one after the other; in panel q, element (i, p) of the
  * panel (row q * mr + i of op(A)) sits at p * mr + i. Rows past mc are zero, so the
  * micro-kernel always runs on a full tile. The transpose is absorbed here: the
- * micro-kernel never sees a stride other than mr.
+ * micro-kernel never reads a stride other than mr.
  *   dst  (ceil(mc / mr), kc, mr)
  */
 static void SFX(pack_a)(real* dst, const real* a, int64_t lda, int ta, int64_t mc, int64_t kc, int mr)
@@ -409,9 +409,9 @@ static int SFX(gemm_packed)(real* c, int64_t ldc, const real* a, int64_t lda, co
  * the whole product is small, packing A costs about as much as the arithmetic it
  * speeds up. This path hands the micro-kernel A where it is, through its strides:
  * either transpose works, since the kernel broadcasts one element of A at a time.
- * B is packed whole (K x N values, cheap next to the M x N x K work they feed) except
- * when at most two row tiles read it and its rows are contiguous: then it is read in
- * place. Ragged right and bottom edges are always packed, so the kernel never reads
+ * B is packed whole (K x N values, cheap next to the M x N x K work they feed) unless
+ * its rows are contiguous and either at most two row tiles read it or it spans at
+ * most 16 KiB: then it is read in place. Ragged right and bottom edges are always packed, so the kernel never reads
  * past the end of an operand. There is no K blocking: callers keep K moderate.
  */
 static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb,
@@ -430,7 +430,9 @@ static int SFX(gemm_small)(real* c, int64_t ldc, const real* a, int64_t lda, con
     /* Strides of A(i, p) for the kernel: op(A)[i, p] = a[i * rsa + p * csa]. */
     const int64_t rsa = ta ? 1 : lda, csa = ta ? lda : 1;
     const int64_t m_full = (M / mr) * mr, n_full = (N / nr) * nr;
-    const int b_in_place = !tb && M <= 2 * mr;
+    /* In place when few row tiles read B or all of B spans at most 16 KiB (half an L1,
+     * so its rows cannot evict each other whatever ldb is). */
+    const int b_in_place = !tb && (M <= 2 * mr || K * ldb * (int64_t)sizeof(real) <= 16384);
     real* a_edge = (real*)mr_scratch(0, (size_t)(mr * K) * sizeof(real));
     real* b_buffer = (real*)mr_scratch(1, (size_t)(MR_ROUND_UP(N, nr) * K) * sizeof(real));
     if (a_edge == NULL || b_buffer == NULL) {
@@ -516,6 +518,7 @@ static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const
  * Rung 5, threads: the batch and the matrices are cut into independent work items,
  * each a block of C that one thread computes with the single-threaded rung above,
  * using its own packing buffers, so no thread waits for another inside the call.
+ * Threads take the next free item when they finish one (dynamic scheduling).
  * Within a matrix the cut runs along the longer side of C, on micro-tile
  * boundaries: splitting N shares A (read by every thread from the shared L3), and
  * splitting M shares B. The number of pieces per matrix is chosen so the item count
@@ -547,13 +550,13 @@ static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real
 #pragma omp parallel num_threads(threads)
 #endif
     {
-#ifdef _OPENMP
-        const int64_t tid = omp_get_thread_num(), nthreads = omp_get_num_threads();
-#else
-        const int64_t tid = 0, nthreads = 1;
-#endif
         int my_status = MR_OK;
-        for (int64_t item = tid; item < items; item += nthreads) {
+        /* Items are handed out one at a time, so a thread that the OS preempts (a busy
+         * machine) does not hold back the others until it catches up. */
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int64_t item = 0; item < items; item++) {
             const int64_t bt = item / pieces, piece = item % pieces;
             const int64_t start = piece * chunk;
             if (start >= extent) {

@@ -4,8 +4,8 @@
  *
  * Each kernel works one row at a time, and each phase below is one pass over the
  * row. A row of C elements (4 KiB at C = 1024 float32, 128 KiB at C = 32768) stays
- * in L1 or L2 between the passes, so main memory sees each input read once and each
- * output written once. The vector math of each pass sits behind the row-primitive
+ * in L1 or L2 between the passes, so each input comes from main memory once and
+ * each output goes back once. The vector math of each pass sits behind the row-primitive
  * table (rowops): AVX2 in softmax_avx2.c, the portable loops below otherwise.
  */
 

@@ -45,7 +45,9 @@ def test_require_c_reports_c_backend():
         assert code == 0, err
         assert json.loads(out) == "c"
     else:
-        assert code != 0 and "MINIREPARAM_REQUIRE_C=1" in err and "pip install -e ." in err
+        assert code != 0
+        assert "MINIREPARAM_REQUIRE_C=1" in err
+        assert "pip install -e ." in err
 
 
 def test_this_process_honours_require_c():
@@ -91,7 +93,8 @@ def test_missing_c_core_falls_back_with_one_warning():
     assert code == 0, err
     first_line, message = out.strip().split("\n", 1)
     assert first_line == "numpy ['numpy'] 1", "numpy backend with exactly one warning"
-    assert "not built" in message and "pip install -e ." in message
+    assert "not built" in message
+    assert "pip install -e ." in message
 
 
 def test_requesting_missing_c_explains_the_build():
@@ -108,14 +111,17 @@ def test_requesting_missing_c_explains_the_build():
     raised = [line for line in out.splitlines() if line.startswith("raised:")]
     assert len(raised) == 2, out
     for line in raised:
-        assert "C backend was requested" in line and "pip install -e ." in line and "C compiler" in line
+        assert "C backend was requested" in line
+        assert "pip install -e ." in line
+        assert "C compiler" in line
     assert "minireparam._ccore is not built" in out
 
 
 def test_missing_c_core_with_require_c_is_an_error():
     code, _, err = run_python(HIDE_C_CORE + "import minireparam.backend as b; b.current()", MINIREPARAM_REQUIRE_C="1")
     assert code != 0
-    assert "BackendUnavailableError" in err and "MINIREPARAM_REQUIRE_C=1" in err
+    assert "BackendUnavailableError" in err
+    assert "MINIREPARAM_REQUIRE_C=1" in err
 
 
 def test_use_restores_previous_backend():
@@ -145,8 +151,10 @@ def test_set_backend_switches_kernels():
 @needs_c
 def test_info_describes_the_build():
     facts = kernels.info()
-    assert facts["c_built"] is True and facts["c_unavailable_reason"] is None
-    assert facts["compiler"] and facts["flags"]
+    assert facts["c_built"] is True
+    assert facts["c_unavailable_reason"] is None
+    assert facts["compiler"]
+    assert facts["flags"]
     assert facts["simd"] in ("avx2+fma", "portable")
     assert isinstance(facts["openmp"], bool)
     assert facts["c_threads"] >= 1
@@ -185,7 +193,7 @@ def test_kernels_imports_only_backend_and_numpy():
 
 
 def test_backend_package_imports_no_upper_layer():
-    """The backend works on ndarrays and knows nothing of tensors, ops or nn."""
+    """The backend works on ndarrays and imports nothing of tensors, ops or nn."""
     allowed_relative = {"..errors", ".", "._checks", ".numpy_backend", ".."}
     for path in sorted((PACKAGE / "backend").glob("*.py")):
         tree = ast.parse(path.read_text())

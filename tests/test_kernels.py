@@ -18,7 +18,7 @@ DTYPES = [np.float32, np.float64]
 EPS = {np.dtype(np.float32): float(np.finfo(np.float32).eps), np.dtype(np.float64): float(np.finfo(np.float64).eps)}
 
 # The backend fixture is function-scoped and reused across examples on purpose: it only
-# selects a backend and holds no per-example state.
+# selects a backend and keeps no per-example state.
 PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -199,7 +199,8 @@ def test_matmul_out_buffers(kb, dtype):
     row_strided = rows[:, 2:13]  # row-strided 2-D out: written in place
     kb.matmul(a[0], b, out=row_strided)
     assert_gemm_close(row_strided, reference[0], magnitude[0], 7, dtype, "row-strided out")
-    assert np.all(rows[:, :2] == 0) and np.all(rows[:, 13:] == 0), "matmul wrote outside the out slice"
+    assert np.all(rows[:, :2] == 0), "matmul wrote left of the out slice"
+    assert np.all(rows[:, 13:] == 0), "matmul wrote right of the out slice"
 
 
 def test_matmul_out_aliasing_input(kb):
@@ -272,14 +273,16 @@ def test_views_reach_c_without_copy():
     for view, expect_flip in [(x, False), (x.T, True), (x[:, 2:7], False), (x[1:4], False),
                               (x[:, 1:5].T, True), (x[::2], False)]:
         matrix, ld, trans = c_backend._as_matrix(view, False)
-        assert matrix.ctypes.data == view.ctypes.data and np.shares_memory(matrix, view), \
-            f"a view with strides {view.strides} was copied"
+        assert matrix.ctypes.data == view.ctypes.data, f"a view with strides {view.strides} was copied"
+        assert np.shares_memory(matrix, view), f"a view with strides {view.strides} was copied"
         assert trans == expect_flip, f"strides {view.strides}: transpose flag {trans}, expected {expect_flip}"
         assert matrix.shape == (view.shape[::-1] if expect_flip else view.shape)
         assert ld == (view.strides[1] if expect_flip else view.strides[0]) // 4
 
     copied, ld, trans = c_backend._as_matrix(x[::2, ::3], False)
-    assert copied.flags.c_contiguous and not trans and ld == copied.shape[1]
+    assert copied.flags.c_contiguous, "a layout without a unit stride is copied to C order"
+    assert not trans
+    assert ld == copied.shape[1]
 
     broadcast = np.broadcast_to(x, (5, 6, 10))
     assert c_backend._batch_strides(broadcast, (5,)) == [0]
@@ -350,10 +353,11 @@ def test_softmax_family_matches_reference(kb, inputs):
     row_max = np.max(finite, axis=-1, keepdims=True) if x.shape[-1] else 0.0
     context = f"{kb.name} {x.dtype} shape {x.shape}"
 
-    # softmax: exp is a few ulps off, and an error d in x - max changes y by a factor
-    # e^d, which only matters where y is tiny; so 8 eps absolute plus 32 eps relative.
+    # softmax: exp is a few ulps off. An error d in x - max scales y by e^d, which only
+    # matters where y is tiny, so the bound is 8 eps absolute plus 32 eps relative.
     y = kb.softmax(x)
-    assert y.dtype == x.dtype and y.shape == x.shape
+    assert y.dtype == x.dtype
+    assert y.shape == x.shape
     assert_close_where_finite(y, y_ref, 8 * eps + 32 * eps * y_ref, context + " softmax")
     assert np.all(y[np.isneginf(x)] == 0), "-inf inputs must get probability exactly 0"
 
@@ -399,20 +403,25 @@ def test_softmax_rows_are_independent(kb, dtype):
     ], dtype=dtype)
     y = kb.softmax(x)
     log_y = kb.log_softmax(x)
-    assert np.all(y[0] == 0) and np.all(log_y[0] == -np.inf), "an all -inf row follows the convention"
+    assert np.all(y[0] == 0), "softmax of an all -inf row is 0"
+    assert np.all(log_y[0] == -np.inf), "log_softmax of an all -inf row is -inf"
     assert np.all(np.isnan(y[1])), "a NaN makes its own row NaN"
     for r in (2, 3, 4, 5):
         assert np.all(np.isfinite(y[r])), f"row {r} of softmax is not finite: {y[r]}"
         assert abs(float(np.sum(y[r], dtype=np.float64)) - 1) < 8 * EPS[np.dtype(dtype)] * x.shape[1]
         np.testing.assert_array_equal(y[r], kb.softmax(x[r:r + 1])[0])
         np.testing.assert_array_equal(log_y[r], kb.log_softmax(x[r:r + 1])[0])
-    assert y[5, 1] == 0 and log_y[5, 1] == -np.inf
+    assert y[5, 1] == 0
+    assert log_y[5, 1] == -np.inf
     dy = np.ones_like(x)
     dx = kb.softmax_backward(y, dy)
     dlog = kb.log_softmax_backward(log_y, dy)
-    assert np.all(dx[0] == 0) and np.all(dlog[0] == 0), "an all -inf row gets zero gradients"
-    assert dx[5, 1] == 0 and dlog[5, 1] == 0
-    assert np.all(np.isfinite(dx[2:])) and np.all(np.isfinite(dlog[2:]))
+    assert np.all(dx[0] == 0), "softmax_backward of an all -inf row is 0"
+    assert np.all(dlog[0] == 0), "log_softmax_backward of an all -inf row is 0"
+    assert dx[5, 1] == 0
+    assert dlog[5, 1] == 0
+    assert np.all(np.isfinite(dx[2:]))
+    assert np.all(np.isfinite(dlog[2:]))
 
 
 def test_softmax_gradients_match_finite_differences(kb):
@@ -525,7 +534,8 @@ def test_cross_entropy_matches_reference(kb, data):
 
     loss, lse = kb.cross_entropy(logits, target, ignore_index=ignore_index, reduction=reduction,
                                  label_smoothing=eps)
-    assert loss.dtype == np.dtype(dtype) and lse.shape == (R,)
+    assert loss.dtype == np.dtype(dtype)
+    assert lse.shape == (R,)
     assert loss.shape == ((R,) if reduction == "none" else ())
     unit = EPS[np.dtype(dtype)]
     row_scale = np.max(np.abs(logits), axis=1).astype(np.float64) if C else np.zeros(R)
@@ -542,7 +552,8 @@ def test_cross_entropy_matches_reference(kb, data):
 
     dx = kb.cross_entropy_backward(logits, target, lse, grad_loss.astype(dtype), ignore_index=ignore_index,
                                    reduction=reduction, label_smoothing=eps)
-    assert dx.shape == logits.shape and dx.dtype == np.dtype(dtype)
+    assert dx.shape == logits.shape
+    assert dx.dtype == np.dtype(dtype)
     # Each gradient entry is (p - q) * scale with p = exp(x - lse): the saved lse was
     # rounded to the dtype, so p carries a relative error of about eps * |lse|.
     grad_scale = np.max(np.abs(grad_loss)) if grad_loss.size else 0.0
@@ -563,8 +574,10 @@ def test_cross_entropy_edge_cases(kb):
     assert loss == 0
 
     losses, lse = kb.cross_entropy(logits, target, reduction="none")
-    assert losses[1] == np.inf and lse[1] == -np.inf, "a row of only -inf has loss +inf"
-    assert np.isfinite(losses[0]) and np.isfinite(losses[2])
+    assert losses[1] == np.inf, "a row of only -inf has loss +inf"
+    assert lse[1] == -np.inf
+    assert np.isfinite(losses[0])
+    assert np.isfinite(losses[2])
     dx = kb.cross_entropy_backward(logits, target, lse, np.ones(3), reduction="none")
     assert np.all(dx[1] == 0), "a row of only -inf gets zero gradient"
     assert dx[2, 1] == 0, "a -inf logit gets zero gradient"

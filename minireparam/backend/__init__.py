@@ -7,8 +7,8 @@ arrays. Two implementations exist: ``"c"`` (csrc/ through cffi, built by pip ins
 - the environment variable ``MINIREPARAM_BACKEND=c|numpy``, read on first use;
 - ``set_backend(name)``, or ``with use(name): ...`` for a block.
 
-By default the C backend is used when it is built; otherwise numpy is used and one
-warning says why C is unavailable. Asking for C explicitly when it is not built raises
+By default the C backend is used when it is built. Otherwise numpy is used, with one
+warning that gives the reason C is unavailable. Asking for C explicitly when it is not built raises
 BackendUnavailableError with build instructions, and so does any use of the backend
 when ``MINIREPARAM_REQUIRE_C=1`` is set and the C core is missing (CI sets it).
 
@@ -43,7 +43,7 @@ BUILD_HINT = (
 
 
 class BackendUnavailableError(RuntimeError):
-    """The requested kernel backend cannot be used here; the message says how to build it."""
+    """The requested kernel backend cannot be used here; the message explains how to build it."""
 
 
 # ---- loading the C backend ----------------------------------------------------------------
@@ -108,7 +108,7 @@ def _resolve(name):
 
 
 def _default():
-    """The backend to use when none was set: the environment, else C, else numpy (warning once)."""
+    """Choose the backend when none was set: the environment, else C, else numpy (warning once)."""
     global _warned
     requested = os.environ.get("MINIREPARAM_BACKEND", "").strip().lower()
     if requested:

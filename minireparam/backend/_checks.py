@@ -1,7 +1,7 @@
 """Argument checks shared by the numpy and the C backend.
 
 Both backends run the same checks before computing, so they raise the same errors with
-the same messages; the C backend runs them before any C call.
+the same messages. The C backend runs them before any C call.
 """
 import numpy as np
 

@@ -5,8 +5,8 @@ is not built, and the "straightforward multi-pass" baseline of the benchmarks. F
 take and return ndarrays (never Tensors) and have the same signatures, checks and
 edge-case conventions as ``c_backend``:
 
-- softmax of a row of only -inf is all zeros, log_softmax of it is -inf, and both
-  backwards give 0 there; any -inf input gets probability 0 and gradient 0;
+- softmax of a row of only -inf is all zeros and log_softmax of it is -inf. Both
+  backwards give 0 there, and any -inf input gets probability 0 and gradient 0;
 - cross-entropy rows whose target is ``ignore_index`` give loss 0 and gradient 0; a
   "mean" over no rows is NaN with an all-zero gradient; a non-ignored row of only -inf
   logits has loss +inf and gradient 0.
