@@ -31,7 +31,8 @@ import minireparam as mr
 from minireparam import optim
 from minireparam.data import BatchIterator, load_digits
 from minireparam.models.classifier import DigitClassifier, random_shift, sample_quality
-from minireparam.models.gan import LOSSES, DigitGAN, History, discriminator_step
+from minireparam.models.gan import LOSSES, DigitGAN, discriminator_step
+from minireparam.models.history import MetricHistory
 from minireparam.models.pictures import save_digit_grid
 from minireparam.models.training import (
     NonFiniteLossError, Trainer, add_training_arguments, fill_defaults, finish_run, positive_int, run_or_exit,
@@ -138,7 +139,7 @@ def main(argv=None):
     generator_optimizer = optim.Adam(gan.generator.parameters(), lr=args.lr, betas=betas)
     discriminator_optimizer = optim.Adam(gan.discriminator.parameters(), lr=args.lr, betas=betas)
     batches = BatchIterator(digits.train_images, batch_size=args.batch_size, generator=train_generator)
-    history = History()
+    history = MetricHistory()
 
     def compute_loss(step):
         # The critic steps come first; the harness then backpropagates and applies G's loss.
@@ -199,7 +200,7 @@ def main(argv=None):
         "real_test_mean_confidence": real_quality["mean_confidence"],
         "discriminator_initial_loss": history.mean("discriminator_loss", "first"),
         "discriminator_final_loss": history.mean("discriminator_loss", "last"),
-        "discriminator_loss_history": history.values.get("discriminator_loss", []),
+        "discriminator_loss_history": history.get("discriminator_loss"),
         "pictures": pictures,
     }, name="gan_digits")
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..autograd.engine import grad
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import enable_grad, no_grad
 from ..nn import functional as F
 from ..ops._util import to_tensor
 from ..random import resolve
@@ -95,7 +95,10 @@ def input_gradient_norms(critic, points):
         Tensor: (batch,) the norms, a function of the critic's parameters.
     """
     points = to_tensor(points).detach().requires_grad_()
-    (gradients,) = grad(ops.sum(critic(points)), [points], create_graph=True)
+    # The norms need a backward pass even when the caller records nothing (no_grad), so
+    # recording is switched on here; the result then carries no graph outside.
+    with enable_grad():
+        (gradients,) = grad(ops.sum(critic(points)), [points], create_graph=True)
     # The tiny constant keeps the square root differentiable when a gradient is exactly zero.
     return ops.sqrt(ops.sum(gradients * gradients, axis=-1) + 1e-12)
 
@@ -142,6 +145,7 @@ class DigitGAN(nn.Module):
         loss (str): ``"non-saturating"`` or ``"wgan-gp"``.
         penalty_weight (float): λ of the gradient penalty (WGAN-GP only, default 10).
         r1_weight (float): γ of the R1 regularizer (non-saturating loss only, default 1; 0 turns it off).
+        data_dim (int): pixels per image (default 64, the 8x8 digits).
         generator (Generator | None): the initialization stream.
 
     Parameters are named ``generator.*`` and ``discriminator.*``, so one optimizer per
@@ -149,7 +153,7 @@ class DigitGAN(nn.Module):
     """
 
     def __init__(self, noise_dim=32, hidden_size=256, loss="non-saturating", penalty_weight=10.0, r1_weight=1.0,
-                 generator=None):
+                 data_dim=64, generator=None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"DigitGAN: loss must be one of {LOSSES}, got {loss!r}")
@@ -160,8 +164,8 @@ class DigitGAN(nn.Module):
         self.loss_kind = loss
         self.penalty_weight = penalty_weight
         self.r1_weight = r1_weight
-        self.generator = GeneratorMLP(noise_dim, hidden_size, generator=generator)
-        self.discriminator = DiscriminatorMLP(hidden_size, generator=generator)
+        self.generator = GeneratorMLP(noise_dim, hidden_size, data_dim, generator=generator)
+        self.discriminator = DiscriminatorMLP(hidden_size, data_dim, generator=generator)
 
     def sample_noise(self, count, generator=None):
         """z ~ Normal(0, I), shape (count, noise_dim)."""
@@ -169,7 +173,7 @@ class DigitGAN(nn.Module):
         return to_tensor(resolve(generator).normal(size=(count, self.noise_dim), dtype=dtype))
 
     def generate(self, count, generator=None):
-        """Images G(z) for ``count`` fresh noise draws, as a (count, 64) ndarray without a graph."""
+        """Images G(z) for ``count`` fresh noise draws, as a (count, data_dim) ndarray without a graph."""
         with no_grad():
             return self.generator(self.sample_noise(count, generator)).data
 
@@ -237,30 +241,3 @@ def discriminator_step(gan, optimizer, real, generator=None):
         optimizer.step()
     return value, norm, figures
 
-
-class History:
-    """Per-step floats by name (the discriminator's losses and scores), saved in checkpoints.
-
-    The harness records the generator's loss; this keeps the figures of the discriminator
-    steps beside it. ``state_dict``/``load_state_dict`` let a resumed run continue the lists.
-    """
-
-    def __init__(self):
-        self.values = {}
-
-    def append(self, figures):
-        for name, value in figures.items():
-            self.values.setdefault(name, []).append(float(value))
-
-    def mean(self, name, which, window=20):
-        """The mean of the first or last ``window`` values of ``name`` (``which``: "first" or "last")."""
-        values = self.values.get(name, [])
-        if not values:
-            return float("nan")
-        return float(np.mean(values[:window] if which == "first" else values[-window:]))
-
-    def state_dict(self):
-        return {name: np.asarray(values, dtype=np.float64) for name, values in self.values.items()}
-
-    def load_state_dict(self, state):
-        self.values = {name: [float(v) for v in np.asarray(values).reshape(-1)] for name, values in state.items()}
