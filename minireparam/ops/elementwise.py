@@ -8,6 +8,7 @@ exactly 0 stays 0 instead of becoming 0·inf = NaN. That rule is what keeps
 """
 import numpy as np
 
+from ..autograd.grad_mode import state
 from ..autograd.node import Op
 from ..tensor import Tensor
 from ._util import broadcast_error, to_tensor, to_tensor_pair
@@ -178,7 +179,26 @@ def _float_operand(a, b):
     return None, None
 
 
+def _unrecorded(a, b):
+    """True when ``a`` and ``b`` are Tensors and an op on them would not be recorded."""
+    return (
+        type(a) is Tensor and type(b) is Tensor
+        and not (state.grad_enabled and (a.requires_grad or b.requires_grad))
+    )
+
+
+def _eager_binary(ufunc, a, b):
+    """Apply ``ufunc`` without building a node: the fast path for no_grad code and VJPs."""
+    try:
+        out = ufunc(a.data, b.data)
+    except ValueError:
+        raise broadcast_error(ufunc.__name__, a.shape, b.shape) from None
+    return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
+
+
 def add(a, b):
+    if _unrecorded(a, b):
+        return _eager_binary(np.add, a, b)
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return AddScalar(constant).apply(tensor)
@@ -187,6 +207,8 @@ def add(a, b):
 
 
 def subtract(a, b):
+    if _unrecorded(a, b):
+        return _eager_binary(np.subtract, a, b)
     if type(b) is float and type(a) is Tensor and a.data.dtype.kind == "f":
         return AddScalar(-b).apply(a)
     a, b = to_tensor_pair(a, b)
@@ -194,6 +216,8 @@ def subtract(a, b):
 
 
 def multiply(a, b):
+    if _unrecorded(a, b):
+        return _eager_binary(np.multiply, a, b)
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return MultiplyScalar(constant).apply(tensor)
