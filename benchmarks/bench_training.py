@@ -250,34 +250,44 @@ def time_sides(workload, repeats, settle):
         for label in labels:
             workload.sides[label]()
     seconds = {label: [] for label in labels}
+    cpu_seconds = {label: [] for label in labels}
     for repeat in range(repeats):
         start = repeat % len(labels)
         for label in labels[start:] + labels[:start]:
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             workload.sides[label]()
             seconds[label].append(time.perf_counter() - began)
+            cpu_seconds[label].append(time.process_time() - cpu_began)
             if settle:
                 time.sleep(settle)
-    return seconds
+    return seconds, cpu_seconds
 
 
-def summarize(workload, seconds):
-    """Return the medians per side and the workload's ratios (None where a side is missing)."""
+def summarize(workload, seconds, cpu_seconds):
+    """Return the medians per side and the workload's ratios (None where a side is missing).
+
+    Besides wall time, each side's median process CPU time is kept: at one thread it
+    counts only the time this process ran, so it is the figure that load from other
+    processes distorts least (at two threads it also counts spinning worker threads).
+    """
     medians = {label: statistics.median(values) for label, values in seconds.items()}
+    cpu_medians = {label: statistics.median(values) for label, values in cpu_seconds.items()}
     sides = {
         label: {"median_ms": 1e3 * medians[label], "min_ms": 1e3 * min(values),
-                "max_ms": 1e3 * max(values), "runs": len(values)}
+                "max_ms": 1e3 * max(values), "cpu_median_ms": 1e3 * cpu_medians[label], "runs": len(values)}
         for label, values in seconds.items()
     }
     ratios = []
     for comparison in workload.comparisons:
-        ratio = ratio_of_minimums = None
+        ratio = ratio_of_minimums = cpu_ratio = None
         if comparison.numerator in medians and comparison.denominator in medians:
             ratio = medians[comparison.numerator] / medians[comparison.denominator]
             ratio_of_minimums = min(seconds[comparison.numerator]) / min(seconds[comparison.denominator])
+            cpu_ratio = cpu_medians[comparison.numerator] / max(cpu_medians[comparison.denominator], 1e-12)
         ratios.append({"label": comparison.label, "numerator": comparison.numerator,
                        "denominator": comparison.denominator, "ratio": ratio,
-                       "ratio_of_minimums": ratio_of_minimums, "target": comparison.target, "per": comparison.per,
+                       "ratio_of_minimums": ratio_of_minimums, "cpu_ratio": cpu_ratio,
+                       "target": comparison.target, "per": comparison.per,
                        "met": None if ratio is None or comparison.target is None else ratio <= comparison.target})
     return sides, ratios
 
@@ -698,14 +708,15 @@ def print_checks(workload):
 def print_timing(threads, sides, ratios):
     for label, numbers in sides.items():
         print(f"  {threads} thread(s)  {label:<26} median {numbers['median_ms']:10.3f} ms"
-              f"  (min {numbers['min_ms']:.3f}, max {numbers['max_ms']:.3f}, {numbers['runs']} runs)")
+              f"  (min {numbers['min_ms']:.3f}, max {numbers['max_ms']:.3f}, CPU {numbers['cpu_median_ms']:.3f}, "
+              f"{numbers['runs']} runs)")
     for ratio in ratios:
         if ratio["ratio"] is None:
             continue
         target = "for information" if ratio["target"] is None else \
             f"target <= {ratio['target']}: {'met' if ratio['met'] else 'not met'}"
         print(f"  {threads} thread(s)  ratio {ratio['label']:<36} {ratio['ratio']:7.3f}  ({target}; "
-              f"ratio of the fastest runs {ratio['ratio_of_minimums']:.3f})")
+              f"fastest runs {ratio['ratio_of_minimums']:.3f}; CPU time {ratio['cpu_ratio']:.3f})")
 
 
 def run(args):
@@ -741,7 +752,7 @@ def run(args):
             load_before = load_average()
             settle = args.settle if threads > 1 else 0.0
             with thread_count(threads):
-                sides, ratios = summarize(workload, time_sides(workload, repeats, settle))
+                sides, ratios = summarize(workload, *time_sides(workload, repeats, settle))
             entry["timings"][str(threads)] = {"sides": sides, "ratios": ratios,
                                               "load_average": [load_before, load_average()]}
             print_timing(threads, sides, ratios)
@@ -753,12 +764,14 @@ def run(args):
 # -- RESULTS.md -----------------------------------------------------------------------------------
 
 
-def _ratio_cell(run_report, workload, label, threads):
+def _ratio_cell(run_report, workload, label, threads, cpu=False):
     timings = run_report["workloads"].get(workload, {}).get("timings", {}).get(str(threads))
     if not timings:
         return "n/a"
     for ratio in timings["ratios"]:
         if ratio["label"] == label and ratio["ratio"] is not None:
+            if cpu:
+                return "n/a" if ratio.get("cpu_ratio") is None else f"{ratio['cpu_ratio']:.2f}"
             fastest = ratio.get("ratio_of_minimums")
             return f"{ratio['ratio']:.2f}" + (f" ({fastest:.2f})" if fastest is not None else "")
     return "n/a"
@@ -798,6 +811,10 @@ def render_section(runs):
     if blas:
         lines.append("- numpy's BLAS: " + ", ".join(
             f"{pool['internal_api']} {pool['version']} ({pool['architecture']} kernels)" for pool in blas) + ".")
+    openblas_env = machine.get("openblas_env")
+    if openblas_env:
+        lines.append("- " + ", ".join(f"{name}: {value or 'unset'}" for name, value in openblas_env.items())
+                     + " in the benchmark's environment.")
     lines.append(f"- Versions: Python {versions['python']}, numpy {versions['numpy']}, torch {versions['torch']}, "
                  f"minireparam {versions['minireparam']} (backend {versions['minireparam_backend']}, "
                  f"SIMD {versions['minireparam_simd']}).")
@@ -809,7 +826,9 @@ def render_section(runs):
         loads = [value for entry in run_report["workloads"].values() for timing in entry["timings"].values()
                  for value in timing.get("load_average", []) if value is not None]
         load = f"; 1-minute load average {min(loads):.1f} to {max(loads):.1f} while timing" if loads else ""
-        lines.append(f"- Run {index} ({run_report['started']}{load}): `{run_report['command']}`")
+        command = run_report["command"]
+        command = command if command.startswith("python") else "python " + command
+        lines.append(f"- Run {index} ({run_report['started']}{load}): `{command}`")
     lines.append("")
 
     run_headers = " | ".join(f"run {i} {t}T" for i in range(1, len(runs) + 1) for t in threads)
@@ -823,6 +842,19 @@ def render_section(runs):
         lines.append(f"| {workload} | {label} | {'≤ ' + str(target) if target is not None else 'info'} | "
                      f"{' | '.join(cells)} | {_status(cells, target)} |")
     lines.append("")
+
+    if 1 in threads:
+        lines.append("At 1 thread, the ratio of median process CPU times (the time each side actually ran, "
+                     "which other processes distort least):")
+        lines.append("")
+        cpu_headers = " | ".join(f"run {i} 1T CPU" for i in range(1, len(runs) + 1))
+        lines.append(f"| workload | ratio | target | {cpu_headers} |")
+        lines.append("|---|---|---|" + "---|" * len(runs))
+        for workload, label, target, _numerator, _denominator, _per in _target_rows(runs):
+            cells = [_ratio_cell(run_report, workload, label, 1, cpu=True) for run_report in runs]
+            lines.append(f"| {workload} | {label} | {'≤ ' + str(target) if target is not None else 'info'} | "
+                         f"{' | '.join(cells)} |")
+        lines.append("")
 
     lines.append("Median times (per step; W-OPS per op, W-GRADCHECK per registry pass):")
     lines.append("")
