@@ -3,6 +3,10 @@
  * portable kernels, the thread count, per-thread packing buffers, build facts and
  * the measured FMA peak.
  */
+/* clock_gettime, CLOCK_THREAD_CPUTIME_ID and pthread keys are POSIX: request them,
+ * since -std=c11 alone hides them. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
