@@ -45,6 +45,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 
@@ -159,9 +160,21 @@ def machine_facts():
     return facts
 
 
+def source_revision():
+    """Return the git commit of the checkout being measured, or None outside a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        result = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
 def version_facts():
     info = kernels.info()
     return {
+        "minireparam_commit": source_revision(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
@@ -816,7 +829,8 @@ def render_section(runs):
         lines.append("- " + ", ".join(f"{name}: {value or 'unset'}" for name, value in openblas_env.items())
                      + " in the benchmark's environment.")
     lines.append(f"- Versions: Python {versions['python']}, numpy {versions['numpy']}, torch {versions['torch']}, "
-                 f"minireparam {versions['minireparam']} (backend {versions['minireparam_backend']}, "
+                 f"minireparam {versions['minireparam']} at commit {versions.get('minireparam_commit') or 'unknown'} "
+                 f"(backend {versions['minireparam_backend']}, "
                  f"SIMD {versions['minireparam_simd']}).")
     lines.append(f"- Threads: {', '.join(map(str, threads))} (OpenBLAS via threadpoolctl, torch.set_num_threads, "
                  "minireparam.kernels.set_num_threads; with 2 C threads minireparam itself limits OpenBLAS to 1); "
