@@ -11,8 +11,8 @@ penalty on the discriminator's input gradient, so it too differentiates a gradie
 penalty differentiates a gradient, so every critic step runs a second derivative.
 
 Quality: a small MLP classifier (64-256-256-10, dropout 0.3) is first trained on the
-1437 training digits, shifted at random by up to one pixel (batch 64, Adam 1e-3, 3000
-steps; its test accuracy is printed). Over 1000 generated samples the script reports the classifier's
+1437 training digits, each shifted at random by up to one pixel, with batch 64 and Adam
+1e-3 for 3000 steps. Its test accuracy is printed. Over 1000 generated samples the script reports the classifier's
 mean confidence (the mean of the largest class probability, 0.1 to 1) and the mode
 coverage: how many of the 10 digit classes the samples are classified as.
 

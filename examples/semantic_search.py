@@ -10,7 +10,7 @@ seconds instead, so it runs without any checkpoint.
 
 Evaluation: the held-out sentences of the sentence VAE's split (1 in 10 by a hash of the
 text, never trained on) that have 4 to 30 words are the queries. Each is removed from
-the indexed paragraphs; a query is found when one of the 5 nearest paragraphs belongs
+the indexed paragraphs. A query is found when one of the 5 nearest paragraphs belongs
 to a topic whose text contained it. The script prints this recall@5 for the encoder,
 for a bag-of-characters baseline (character counts, cosine similarity) and for a
 random ranking. With a char-LSTM checkpoint only sentences from the topics in the

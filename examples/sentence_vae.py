@@ -12,10 +12,10 @@ replaced by <unk>). --level char models characters instead (sentences of 20 to 1
 ignore z and the KL term collapses toward zero (posterior collapse). Run both and
 compare the KL (--compare PATH prints another run's numbers beside this one's).
 
-About 10% of the sentences (by a hash of their text) are held out. Prints, in nats per
-sentence on the held-out sentences: the reconstruction term, the KL term and their sum
-(the negative ELBO, an upper bound on −log p(x)), and the number of active latent units
-(dimensions whose posterior mean varies across sentences by more than 0.01). Then
+About 10% of the sentences (by a hash of their text) are held out. On those the script
+prints the reconstruction term, the KL term and their sum, the negative ELBO (an upper
+bound on −log p(x)), all in nats per sentence. It also prints the number of active
+latent units: dimensions whose posterior mean varies across sentences by more than 0.01. Then
 decodes sentences sampled from the prior and a walk in latent space between two
 held-out sentences. Saves kl.png (the KL term during training), the checkpoint and
 metrics.json into --out.
@@ -119,7 +119,8 @@ def save_kl_curve(path, kl_history, beta_history, title):
     weight_axis.set_ylabel("β")
     weight_axis.set_ylim(0.0, 1.05)
     axis.set_title(title, fontsize=10)
-    figure.legend(loc="upper right", fontsize=8)
+    lines = axis.get_lines() + weight_axis.get_lines()
+    axis.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -111,7 +111,8 @@ def test_sentence_vae_quick(tmp_path):
     assert len(metrics["prior_samples"]) == 3
     assert len(metrics["latent_walk"]) == 4
     assert len(metrics["kl_history"]) == 40
-    assert metrics["beta_history"][0] == 1 / 20 and metrics["beta_history"][-1] == 1.0
+    assert metrics["beta_history"][0] == 1 / 20
+    assert metrics["beta_history"][-1] == 1.0
     assert_files(out, "kl.png")
 
     plain = str(tmp_path / "plain")

@@ -310,7 +310,7 @@ def test_initial_discriminator_loss_is_two_log_two():
         for p in gan.discriminator.network[-1].parameters():
             p.data[...] = 0.0
     loss, _ = gan.discriminator_loss(np.random.default_rng(0).uniform(size=(8, 64)).astype(np.float32))
-    # With a zero output layer D says 1/2 everywhere: −log(1/2) for the real and the fake half.
+    # With a zero output layer D outputs probability 1/2 everywhere: −log(1/2) for the real and the fake half.
     assert loss.item() == pytest.approx(2.0 * math.log(2.0), rel=1e-6)
 
 

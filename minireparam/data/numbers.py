@@ -159,7 +159,7 @@ def pad_sequences(sequences, pad_id=0):
 
 
 def _digit_count_range(digits):
-    """The numbers with exactly ``digits`` digits (0 counts as one digit)."""
+    """Return the (low, high) range of numbers with exactly ``digits`` digits (0 counts as one digit)."""
     low = 0 if digits == 1 else 10 ** (digits - 1)
     return low, 10 ** digits - 1
 
@@ -227,7 +227,7 @@ class NumberPairs:
         return numbers
 
     def training_batch(self, batch_size, generator=None):
-        """A NumberBatch of ``batch_size`` freshly drawn training numbers."""
+        """Draw a NumberBatch of ``batch_size`` training numbers."""
         return NumberBatch(self.sample_training_numbers(batch_size, generator))
 
     def heldout_numbers(self, count, seed=0):

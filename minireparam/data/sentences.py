@@ -22,6 +22,10 @@ from .text import load_topic_paragraphs
 HELDOUT_BUCKETS = 10    # one hash bucket in ten is held out
 LEVELS = ("word", "char")
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+DEFAULT_LIMITS = {
+    "word": {"min_tokens": 4, "max_tokens": 30, "min_count": 2},
+    "char": {"min_tokens": 20, "max_tokens": 120, "min_count": 1},
+}
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[*])")
 # Section-title underlines such as "*****" or "=====" (three or more of one mark).
@@ -176,9 +180,10 @@ class SentenceCorpus:
         if level not in LEVELS:
             raise DataError(f"SentenceCorpus: level must be one of {LEVELS}, got {level!r}")
         self.level = level
-        self.min_tokens = min_tokens if min_tokens is not None else (4 if level == "word" else 20)
-        self.max_tokens = max_tokens if max_tokens is not None else (30 if level == "word" else 120)
-        min_count = min_count if min_count is not None else (2 if level == "word" else 1)
+        defaults = DEFAULT_LIMITS[level]
+        self.min_tokens = defaults["min_tokens"] if min_tokens is None else min_tokens
+        self.max_tokens = defaults["max_tokens"] if max_tokens is None else max_tokens
+        min_count = defaults["min_count"] if min_count is None else min_count
 
         self.topics = {}
         for topic, sentence in topic_sentences(pairs):
@@ -205,7 +210,7 @@ class SentenceCorpus:
         return SentenceBatch(id_lists, self.vocabulary)
 
     def unknown_rate(self, which="heldout"):
-        """The share of tokens that map to ``<unk>`` in the held-out or training sentences."""
+        """Return the share of tokens that map to ``<unk>`` in the held-out or training sentences."""
         id_lists = self.heldout_ids if which == "heldout" else self.train_ids
         ids = np.concatenate(id_lists)
         return float(np.mean(ids == self.vocabulary.unk_id))

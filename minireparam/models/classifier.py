@@ -1,8 +1,8 @@
 """A small MLP classifier for 8x8 digits, used to judge generated images.
 
-Trained on the 1437 training digits with random one-pixel shifts it reaches about 95%
-accuracy on the 360 test digits (``examples/gan_digits.py`` trains it and prints the
-number; without the shifts it stays near 92%). The
+Trained on the 1437 training digits with random one-pixel shifts, it reaches about 95%
+accuracy on the 360 test digits, and near 92% without the shifts. ``examples/gan_digits.py``
+trains it and prints the number. The
 GAN example runs generated images through it: a sample the classifier assigns to one
 class with high probability looks like a digit, and the set of predicted classes over
 many samples shows which digits the generator can draw (its mode coverage).
@@ -84,7 +84,7 @@ class DigitClassifier(nn.Module):
         return np.concatenate(rows)
 
     def accuracy(self, images, labels):
-        """The share of images whose most probable class is their label."""
+        """Return the share of images whose most probable class is their label."""
         return float(np.mean(self.probabilities(images).argmax(axis=-1) == np.asarray(labels)))
 
 

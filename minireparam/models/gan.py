@@ -8,10 +8,10 @@ critic) D maps an image to one real-valued score.
 
 Two objectives are available:
 
-* ``"non-saturating"`` (the default): D minimizes the binary cross-entropy of its logits
-  (real images labelled 1, generated ones 0); G minimizes −log σ(D(G(z))), which gives
-  strong gradients exactly when D rejects G's samples (the original minimax form
-  log(1 − σ(D(G(z)))) saturates there). D's loss also carries the R1 regularizer
+* ``"non-saturating"`` (the default): D minimizes the binary cross-entropy of its logits,
+  with real images labelled 1 and generated ones 0. G minimizes −log σ(D(G(z))), which
+  gives strong gradients exactly when D rejects G's samples, where the original minimax
+  form log(1 − σ(D(G(z)))) saturates. D's loss also carries the R1 regularizer
   (γ/2)·E[‖∇ₓ D(x)‖²] on real images, γ = 1 by default; without it this small GAN
   collapses onto one to three digits.
 * ``"wgan-gp"``: D is a critic that minimizes E[D(fake)] − E[D(real)] plus the gradient
@@ -38,7 +38,7 @@ LOSSES = ("non-saturating", "wgan-gp")
 
 
 def leaky_relu(x, negative_slope=0.2):
-    """max-like leaky ReLU, x where x > 0 and slope·x elsewhere; twice differentiable almost everywhere."""
+    """Return x where x > 0 and slope·x elsewhere, built on ``where`` so it can be differentiated twice."""
     return ops.where(x.data > 0, x, x * negative_slope)
 
 
@@ -95,8 +95,8 @@ def input_gradient_norms(critic, points):
         Tensor: (batch,) the norms, a function of the critic's parameters.
     """
     points = to_tensor(points).detach().requires_grad_()
-    # The norms need a backward pass even when the caller records nothing (no_grad), so
-    # recording is switched on here; the result then carries no graph outside.
+    # The norms need a backward pass even inside no_grad, so recording is switched on
+    # here. Under no_grad the caller still gets only the values.
     with enable_grad():
         (gradients,) = grad(ops.sum(critic(points)), [points], create_graph=True)
     # The tiny constant keeps the square root differentiable when a gradient is exactly zero.
@@ -217,7 +217,7 @@ def discriminator_step(gan, optimizer, real, generator=None):
     """Take one optimizer step on D's loss for a batch of real images.
 
     The step is skipped when the loss or the gradient norm is NaN or infinite, so D's
-    weights stay finite; the caller sees that from the returned values and can stop.
+    weights stay finite. The caller sees this in the returned values and can stop.
 
     Args:
         gan (DigitGAN): the networks.

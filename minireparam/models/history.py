@@ -1,9 +1,9 @@
 """Per-step figures beside the harness's loss history, saved in the same checkpoint.
 
 The training harness records one loss per step. Some examples also want other numbers
-per step, such as a GAN's discriminator loss or a VAE's KL term; ``MetricHistory`` keeps
-them as named lists and has ``state_dict``/``load_state_dict``, so passing it to the
-``Trainer`` in ``extra_state`` makes a resumed run continue the lists.
+per step, such as a GAN's discriminator loss or a VAE's KL term. ``MetricHistory`` keeps
+them as named lists with ``state_dict``/``load_state_dict``, so when it is passed to the
+``Trainer`` in ``extra_state``, a resumed run continues the lists.
 """
 import numpy as np
 
@@ -20,14 +20,14 @@ class MetricHistory:
             self.values.setdefault(name, []).append(float(value))
 
     def mean(self, name, which, window=20):
-        """The mean of the first or last ``window`` values of ``name`` (``which``: "first" or "last"); NaN if none."""
+        """Average the first or last ``window`` values of ``name`` (``which``: "first" or "last"); NaN if none."""
         values = self.values.get(name, [])
         if not values:
             return float("nan")
         return float(np.mean(values[:window] if which == "first" else values[-window:]))
 
     def get(self, name):
-        """A copy of the list of ``name`` (empty if nothing was recorded)."""
+        """Return a copy of the list of ``name`` (empty if nothing was recorded)."""
         return list(self.values.get(name, []))
 
     def state_dict(self):

@@ -11,10 +11,9 @@ available:
 ``bag_of_characters`` is the baseline: a paragraph's character counts. Every index ranks
 paragraphs by cosine similarity to the query vector.
 
-The evaluation (``make_search_task`` and ``recall_at_k``) holds sentences out: each
-query is a held-out sentence, removed from every indexed paragraph that contains it,
-and a query counts as found when one of the top k paragraphs belongs to a topic whose
-text contained the sentence.
+In the evaluation (``make_search_task`` and ``recall_at_k``) each query is a held-out
+sentence, removed from every indexed paragraph that contains it. A query counts as found
+when one of the top k paragraphs belongs to a topic whose text contained the sentence.
 """
 import math
 from collections import namedtuple
@@ -82,14 +81,14 @@ class SearchIndex:
         return len(self.topics)
 
     def search(self, query_vectors, k=5):
-        """The ``k`` nearest paragraphs of each query: (indices (q, k), similarities (q, k))."""
+        """Find the ``k`` nearest paragraphs of each query; return (indices (q, k), similarities (q, k))."""
         similarities = normalize_rows(np.atleast_2d(query_vectors)) @ self.vectors.T
         indices = top_k(similarities, k)
         return indices, np.take_along_axis(similarities, indices, axis=1)
 
 
 def recall_at_k(index, query_vectors, query_topics, k=5):
-    """The share of queries with at least one of their topics among the topics of the top ``k`` paragraphs.
+    """Measure the share of queries with one of their topics among the topics of the top ``k`` paragraphs.
 
     Returns:
         (recall, hits): a float, and a bool array (q,) telling which queries were found.
@@ -101,7 +100,7 @@ def recall_at_k(index, query_vectors, query_topics, k=5):
 
 
 def chance_recall_at_k(index, query_topics, k=5):
-    """The expected recall@k of a ranking in random order: 1 − C(n − m, k)/C(n, k) per query, averaged.
+    """Compute the expected recall@k of a random ranking: the mean over queries of 1 − C(n − m, k)/C(n, k).
 
     n is the number of paragraphs and m the number whose topic is one of the query's.
     """
@@ -132,7 +131,7 @@ class _SentenceEncoder:
     batch_size = 128
 
     def encode_sentences(self, sentences):
-        """One vector per sentence, (n, d) float64."""
+        """Encode each sentence to one vector; return (n, d) float64."""
         id_lists = [self.token_ids(sentence)[:self.max_tokens] for sentence in sentences]
         id_lists = [ids if len(ids) else self.empty_ids() for ids in id_lists]
         order = np.argsort([len(ids) for ids in id_lists], kind="stable")
@@ -146,7 +145,7 @@ class _SentenceEncoder:
         return np.stack(vectors).astype(np.float64)
 
     def encode_paragraphs(self, paragraphs):
-        """One vector per paragraph (a list of sentences): the mean of its sentence vectors."""
+        """Encode each paragraph (a list of sentences) as the mean of its sentence vectors."""
         sentences = [sentence for paragraph in paragraphs for sentence in paragraph]
         vectors = self.encode_sentences(sentences)
         bounds = np.cumsum([0] + [len(paragraph) for paragraph in paragraphs])
@@ -228,7 +227,7 @@ def bag_of_characters(texts, alphabet):
 
 
 def validation_topics(validation_fraction=VALIDATION_FRACTION):
-    """The pydoc topics whose whole text lies in the language models' validation split.
+    """List the pydoc topics whose whole text lies in the language models' validation split.
 
     The char-LSTM trains on the first 90% of the joined topic texts (sorted by name), so a
     sentence from these topics was never in its training text.

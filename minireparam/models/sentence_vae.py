@@ -1,10 +1,10 @@
 """A sentence VAE: an LSTM encoder to a Gaussian latent, an LSTM decoder back to tokens.
 
-The encoder reads a sentence (word or character ids) with an LSTM; its final hidden
+The encoder reads a sentence (word or character ids) with an LSTM, and its final hidden
 state gives the mean and log-variance of q(z|x) = Normal(μ, σ). A latent drawn with the
 reparameterization z = μ + σ·ε sets the decoder's initial hidden state (tanh of a linear
-map) and is also appended to the decoder's input at every step, so every prediction
-sees it. The decoder is a language model over the sentence, ``<s>`` to ``</s>``.
+map) and is also appended to the decoder's input at every step, so every prediction is
+conditioned on it. The decoder is a language model over the sentence, ``<s>`` to ``</s>``.
 
 The loss per sentence is the negative ELBO, reconstruction + β·KL, where the
 reconstruction is the summed token cross-entropy in nats and the KL to p(z) =
@@ -155,7 +155,7 @@ class SentenceVAE(nn.Module):
         return reconstruction, kl
 
     def loss(self, batch, beta=1.0, generator=None):
-        """The training loss reconstruction + β·KL, and the two terms as floats."""
+        """Compute the training loss reconstruction + β·KL; return it and the two terms as floats."""
         reconstruction, kl = self.loss_terms(batch, generator)
         return reconstruction + beta * kl, {"reconstruction": float(reconstruction.item()), "kl": float(kl.item())}
 

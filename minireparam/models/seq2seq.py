@@ -11,10 +11,10 @@ feeds the previous target token's embedding together with the context c_t to an
 LSTM cell, and reads next-token logits out of [s_t; c_t]. Padded source positions get
 weight zero, because their scores are set to -inf before the softmax.
 
-Sources are right-padded batches with their lengths. The LSTM layers run without masks,
-so the backward direction is run on each sequence reversed within its own length
-(padding stays at the end) and its outputs are put back in source order; this way no
-direction ever reads padding before real tokens.
+Sources are right-padded batches with their lengths. The LSTM layers take no masks, so
+the backward direction reads each sequence reversed within its own length, with the
+padding left at the end, and its outputs are put back in source order. Neither
+direction then reads padding before a real token.
 """
 import numpy as np
 
@@ -76,7 +76,7 @@ class AdditiveAttention(nn.Module):
 
 
 class EncodedSource:
-    """What the decoder needs from the encoder for a batch of sources.
+    """The encoder's outputs that the decoder uses, for a batch of sources.
 
     Attributes:
         memory (Tensor): (B, S, D·H) encoder outputs.
@@ -94,7 +94,7 @@ class EncodedSource:
         self.summary = summary
 
     def repeat(self, count):
-        """The same source ``count`` times along the batch axis (for beam search on one source)."""
+        """Repeat the single source ``count`` times along the batch axis (for beam search)."""
         if self.memory.shape[0] != 1:
             raise ShapeError(f"EncodedSource.repeat: needs a batch of one source, got {self.memory.shape[0]}")
 
@@ -214,10 +214,10 @@ class Seq2SeqAttention(nn.Module):
         """Pick the most likely token at every step until ``</s>`` or ``max_length`` tokens.
 
         Returns:
-            (tokens, weights): tokens is an int64 array (B, max_length) padded with
-            ``eos_id`` after each sequence's end (``</s>`` itself included where it was
-            produced); weights is a float array (B, max_length, S) of the attention
-            weights of each step.
+            (tokens, weights). ``tokens`` is an int64 array (B, max_length) that has
+            ``eos_id`` from each sequence's end on, the produced ``</s>`` included.
+            ``weights`` is a float array (B, max_length, S) of each step's attention
+            weights, zero after the end.
         """
         with no_grad():
             encoded = self.encode(source, source_lengths)
@@ -243,7 +243,7 @@ class Seq2SeqAttention(nn.Module):
         """Search for the most likely target of one source with a beam of ``beam_size`` hypotheses.
 
         At every step each live hypothesis is extended by every token, and the
-        ``beam_size`` best extensions by total log-probability are kept; those that end
+        ``beam_size`` best extensions by total log-probability are kept. Those that end
         in ``</s>`` are set aside as finished. Without a length penalty the search stops
         once the best finished score beats every live one, since extending a hypothesis
         can only lower its log-probability. With beam_size 1 this is greedy decoding.
@@ -287,7 +287,7 @@ class Seq2SeqAttention(nn.Module):
     def _extend_beams(self, beams, state, encoded, beam_size):
         """Extend every live beam by one token; return (live beams, their state, finished ones).
 
-        ``encoded`` is the encoding of the single source (batch 1); ``state`` holds one row per beam.
+        ``encoded`` is the encoding of the single source (batch 1); ``state`` has one row per beam.
         """
         count = len(beams)
         previous = np.array([tokens[-1] if tokens else self.bos_id for tokens, _, _ in beams], dtype=np.int64)
