@@ -3,8 +3,10 @@
 Builds the workload exactly as benchmarks/bench_training.py does (same shapes, weights
 and data), runs a few warm-up steps, then profiles ``--steps`` training steps and prints:
 
-1. the wall time per step without and with the profiler (cProfile slows Python-heavy
-   code down more than GEMM-heavy code, so the shares below are estimates);
+1. the time per step without and with the profiler (cProfile slows Python-heavy code
+   down more than GEMM-heavy code, so the shares below are estimates). By default the
+   profile counts process CPU time (``--timer cpu``), which other processes on a shared
+   machine distort least;
 2. self time (tottime) grouped by where the code lives: each minireparam module, numpy,
    the C kernels (cffi calls), builtins. cProfile cannot see numpy ufunc calls, so the
    time of ``a * b`` or ``np.tanh(a)`` counts as self time of the function calling it;
@@ -39,11 +41,11 @@ def load_bench():
     return module
 
 
-def seconds_per_step(step, steps):
-    began = time.perf_counter()
+def seconds_per_step(step, steps, clock=time.perf_counter):
+    began = clock()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - began) / steps
+    return (clock() - began) / steps
 
 
 def location_of(function_key):
@@ -73,7 +75,7 @@ def print_grouped(stats, steps, top):
     for key, (_calls, _primitive, self_time, _cumulative, _callers) in stats.stats.items():
         by_location[location_of(key)] += self_time
     total = sum(by_location.values())
-    print(f"\nself time by location (profiled ms per step; share of all profiled time):")
+    print("\nself time by location (profiled ms per step; share of all profiled time):")
     for location, seconds in by_location.most_common(top):
         print(f"  {1e3 * seconds / steps:9.2f} ms  {100 * seconds / total:5.1f}%  {location}")
 
@@ -89,8 +91,9 @@ def print_top(stats, sort_key, top):
     print("\n".join(lines[start:]))
 
 
-def profile_with_cprofile(step, steps, top):
-    profiler = cProfile.Profile()
+def profile_with_cprofile(step, steps, top, timer):
+    # Process CPU time leaves out the time other processes hold the cores (a shared machine).
+    profiler = cProfile.Profile(time.process_time) if timer == "cpu" else cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
     for _ in range(steps):
@@ -98,7 +101,7 @@ def profile_with_cprofile(step, steps, top):
     profiler.disable()
     profiled = (time.perf_counter() - began) / steps
     stats = pstats.Stats(profiler)
-    print(f"with cProfile: {1e3 * profiled:.1f} ms per step, {stats.total_calls / steps:.0f} function calls per step")
+    print(f"with cProfile: {1e3 * profiled:.1f} ms of wall time per step, {stats.total_calls / steps:.0f} function calls per step")
     print_grouped(stats, steps, top)
     print_top(stats, "tottime", top)
     print_top(stats, "cumulative", top)
@@ -127,6 +130,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="threads for BLAS, torch and the C kernels (default: 1)")
     parser.add_argument("--tool", choices=("cprofile", "pyinstrument"), default="cprofile",
                         help="profiler (default: cprofile)")
+    parser.add_argument("--timer", choices=("cpu", "wall"), default="cpu",
+                        help="cProfile's clock: process CPU time or wall time (default: cpu)")
     parser.add_argument("--top", type=int, default=25, help="rows in each table (default: 25)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
     return parser.parse_args(argv)
@@ -147,11 +152,13 @@ def main(argv=None):
         print(f"{workload.name} [{side}]: {workload.description}; {args.threads} thread(s)")
 
         seconds_per_step(step, 2)  # warm-up: first-call allocations and lazy imports
-        print(f"without profiler: {1e3 * seconds_per_step(step, args.steps):.1f} ms per step")
+        clock = time.process_time if args.timer == "cpu" else time.perf_counter
+        print(f"without profiler: {1e3 * seconds_per_step(step, args.steps, clock):.1f} ms per step "
+              f"({args.timer} time)")
         if args.tool == "pyinstrument":
             profile_with_pyinstrument(step, args.steps)
         else:
-            profile_with_cprofile(step, args.steps, args.top)
+            profile_with_cprofile(step, args.steps, args.top, args.timer)
     return 0
 
 
