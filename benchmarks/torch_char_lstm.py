@@ -1,10 +1,10 @@
 """The char-LSTM recipe of examples/char_lstm.py in PyTorch: the quality reference.
 
-Same data pipeline (minireparam.data: the pydoc corpus, its 90/10 split, the window
-offsets drawn from the same Generator stream for the same seed, the same evaluation
-windows), same model (embedding 64, one LSTM layer of 256, linear read-out), same
-optimizer (Adam 2e-3, gradient-norm clip 1.0) and step count. Only the framework
-differs, and the initial weights: PyTorch's own default initialization from
+The data pipeline is minireparam.data's: the pydoc corpus, its 90/10 split, the same
+evaluation windows, and window offsets drawn from the same Generator stream for the same
+seed. The model (embedding 64, one LSTM layer of 256, linear read-out), the optimizer
+(Adam 2e-3, gradient-norm clip 1.0) and the step count are the same too. Only the
+framework differs, and the initial weights: PyTorch's own default initialization from
 torch.manual_seed, unless --same-init copies minireparam's initial weights in.
 
 Prints and writes (--metrics) the training and validation bits per character.

@@ -1,11 +1,11 @@
 """The Gaussian VAE recipe of examples/vae_digits.py in PyTorch: the quality reference.
 
-Same data (minireparam.data's digits in [0, 1], first 1437 train, last 360 test), same
-batch order (minireparam's BatchIterator on the same Generator stream for the same
-seed), same model (encoder 64-256-256 to μ and log σ² of size 16, decoder
-16-256-256-64 to Bernoulli logits, ReLU), same loss (summed binary cross-entropy with
-logits + analytic KL, averaged over the batch), Adam 1e-3, batch 128, 3000 steps. The
-latent noise and the initial weights come from torch.manual_seed (--same-init copies
+The data are minireparam.data's digits in [0, 1] (first 1437 train, last 360 test),
+batched in the same order by minireparam's BatchIterator on the same Generator stream.
+The model is the same: encoder 64-256-256 to μ and log σ² of size 16, decoder
+16-256-256-64 to Bernoulli logits, ReLU. So is the loss (summed binary cross-entropy with
+logits + analytic KL, averaged over the batch), with Adam 1e-3, batch 128 and 3000 steps.
+The latent noise and the initial weights come from torch.manual_seed (--same-init copies
 minireparam's initial weights in instead).
 
 Prints and writes (--metrics) the test negative ELBO (10 latent draws per image) and

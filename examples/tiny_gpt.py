@@ -1,9 +1,9 @@
 """Train a tiny decoder-only transformer (GPT-style) on Python's bundled documentation.
 
 Default recipe: d_model 128, 4 heads, 2 pre-LayerNorm blocks with a 4x GELU MLP,
-context 128 with learned position embeddings, no dropout, batch 16, Adam with a peak
-learning rate of 3e-3 reached by a 100-step linear warm-up and then decayed along a
-cosine to a tenth of it, gradient-norm clip 1.0, 2000 steps. The batches hold as many
+context 128 with learned position embeddings, no dropout, batch 16, gradient-norm clip
+1.0, 2000 steps. Adam's learning rate rises linearly to 3e-3 over 100 steps and then
+decays along a cosine to a tenth of that. The batches hold as many
 characters as char_lstm.py's (16 x 128 = 32 x 64), and the text and its 90/10 split are
 the same, so the two validation figures compare directly.
 
