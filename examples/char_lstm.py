@@ -97,7 +97,7 @@ def main(argv=None):
             "seed": args.seed,
         },
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     train_bpc = bits_per_character(model.loss, *training_sample)
     validation_bpc = bits_per_character(model.loss, *validation)

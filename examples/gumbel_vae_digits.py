@@ -94,7 +94,7 @@ def main(argv=None):
             "seed": args.seed,
         },
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     test_elbo = evaluate()["test_negative_elbo"]
     final_temperature = temperature(result.steps)

@@ -118,9 +118,11 @@ def main(argv=None):
             "text": corpus.source, "d_model": args.d_model, "heads": args.heads, "layers": args.layers,
             "context": args.context, "dropout": args.dropout, "batch_size": args.batch_size, "lr": args.lr,
             "warmup": args.warmup, "clip": args.clip, "seed": args.seed,
+            # The cosine decay spans all steps, so another total would change the recipe.
+            "schedule_steps": args.steps,
         },
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     train_bpc = bits_per_character(model.loss, *training_sample, batch_size=32)
     validation_bpc = bits_per_character(model.loss, *validation, batch_size=32)

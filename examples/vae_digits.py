@@ -102,7 +102,7 @@ def main(argv=None):
         config={"hidden_size": args.hidden_size, "latent_dim": args.latent_dim, "batch_size": args.batch_size,
                 "lr": args.lr, "seed": args.seed},
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     test_elbo = evaluate()["test_negative_elbo"]
     iw_bound = float(model.importance_weighted_bound(digits.test_images, args.iw_samples,

@@ -129,11 +129,18 @@ def test_tiny_gpt_quick(tmp_path):
 
 def test_tiny_gpt_resume_with_dropout(tmp_path):
     whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
-    common = ["--quick", "--dropout", "0.2", "--checkpoint-every", "4"]
-    run_example("tiny_gpt.py", *common, "--steps", "10", "--out", whole)
-    run_example("tiny_gpt.py", *common, "--steps", "5", "--out", parts)
-    run_example("tiny_gpt.py", *common, "--steps", "10", "--out", parts, "--resume")
+    common = ["--quick", "--dropout", "0.2", "--checkpoint-every", "4", "--steps", "10"]
+    run_example("tiny_gpt.py", *common, "--out", whole)
+    run_example("tiny_gpt.py", *common, "--out", parts, "--stop-after", "5")
+    run_example("tiny_gpt.py", *common, "--out", parts, "--resume")
     assert_same_checkpoint_weights(whole, parts)
+
+
+def test_tiny_gpt_resume_with_other_total_fails(tmp_path):
+    out = str(tmp_path)
+    run_example("tiny_gpt.py", "--quick", "--steps", "4", "--out", out)
+    completed = run_example("tiny_gpt.py", "--quick", "--steps", "8", "--out", out, "--resume", expect_failure=True)
+    assert "schedule_steps: checkpoint 4, now 8" in completed.stderr
 
 
 # -- vae_digits.py and gumbel_vae_digits.py --------------------------------------------------

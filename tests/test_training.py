@@ -105,6 +105,19 @@ def test_resume_to_more_steps_matches_longer_run(tmp_path):
     assert_same_parameters(reference.parameters(), extended.parameters())
 
 
+def test_stop_after_then_resume_matches_scheduled_run(tmp_path):
+    reference = Run(tmp_path / "uninterrupted", steps=12, lr_schedule=True)
+    reference.trainer.run()
+
+    first = Run(tmp_path / "chunks", steps=12, lr_schedule=True)
+    partial = first.trainer.run(stop_after=7)
+    assert partial.steps == 7
+    resumed = Run(tmp_path / "chunks", steps=12, lr_schedule=True)
+    result = resumed.trainer.run(resume=True)
+    assert result.start_step == 7
+    assert_same_parameters(reference.parameters(), resumed.parameters())
+
+
 def test_resume_finished_run_changes_nothing(tmp_path):
     finished = Run(tmp_path, steps=6)
     finished.trainer.run()

@@ -84,6 +84,11 @@ def add_training_arguments(parser, out, checkpoint_every, steps, quick_steps):
         "--quick", action="store_true",
         help="a small model and few steps, to check the script end to end in seconds",
     )
+    parser.add_argument(
+        "--stop-after", type=positive_int, default=None, metavar="N",
+        help="train at most N steps in this run, then save the checkpoint and finish; "
+             "--resume continues on the same schedule (default: no limit)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -358,25 +363,35 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def run(self, resume=False):
-        """Train up to ``steps`` steps, from scratch or from the checkpoint; return a TrainingResult."""
+    def run(self, resume=False, stop_after=None):
+        """Train up to ``steps`` steps, from scratch or from the checkpoint; return a TrainingResult.
+
+        Args:
+            resume (bool): continue from the checkpoint in ``out_dir``.
+            stop_after (int | None): train at most this many steps in this call, then
+                save a checkpoint and return, as an interrupted run would (the run goes
+                on later with ``resume=True``, on the schedule of all ``steps``).
+        """
+        if stop_after is not None and stop_after < 1:
+            raise ValueError(f"stop_after must be >= 1 or None, got {stop_after}")
         if resume:
             self.load_checkpoint()
             self._log(f"resumed from {self.checkpoint_path} at step {self.step}")
         start_step = self.step
+        last_step = self.steps if stop_after is None else min(self.steps, start_step + stop_after)
         self.model.train()
         bar = self._progress_bar(start_step)
         started = time.perf_counter()
         try:
-            for step in range(start_step + 1, self.steps + 1):
+            for step in range(start_step + 1, last_step + 1):
                 self.losses.append(self._train_step(step))
                 self.step = step
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{self.losses[-1]:.4f}", refresh=False)
-                if self.eval_every and step % self.eval_every == 0 and step < self.steps:
+                if self.eval_every and step % self.eval_every == 0 and step < last_step:
                     self._evaluate_and_log(step)
-                if step % self.checkpoint_every == 0 and step < self.steps:
+                if step % self.checkpoint_every == 0 and step < last_step:
                     self.save_checkpoint(self.seconds_before + time.perf_counter() - started)
         finally:
             if bar is not None:
@@ -429,13 +444,13 @@ def _plain_config(config):
 # -- what every example does around the loop ----------------------------------------------------
 
 
-def run_or_exit(trainer, resume):
+def run_or_exit(trainer, resume, stop_after=None):
     """Run ``trainer``; turn a non-finite loss or an unusable checkpoint into exit status 1.
 
     The message (naming the step, or what is wrong with the checkpoint) goes to stderr.
     """
     try:
-        return trainer.run(resume=resume)
+        return trainer.run(resume=resume, stop_after=stop_after)
     except (NonFiniteLossError, ResumeError) as error:
         raise SystemExit(f"error: {error}") from None
 
