@@ -6,7 +6,7 @@ and never trained on, and the reported accuracy is on those.
 
 Default recipe: word embeddings of 64, a bidirectional LSTM encoder of 128 units per
 direction, an LSTM decoder of 128 units with additive (Bahdanau) attention of size 128,
-batch 64, Adam with learning rate 2e-3, gradient-norm clip 1.0, 1500 steps. Training
+batch 64, Adam with learning rate 2e-3, gradient-norm clip 1.0, 1000 steps. Training
 numbers have a digit count drawn uniformly from 1 to 6, then a value uniform among the
 numbers with that many digits.
 
@@ -34,7 +34,7 @@ from minireparam.models.training import (
 
 MAX_TARGET_LENGTH = 7   # six digits and </s>
 DEFAULTS = {
-    "steps": 1500, "embedding_dim": 64, "hidden_size": 128, "attention_size": 128, "batch_size": 64, "lr": 2e-3,
+    "steps": 1000, "embedding_dim": 64, "hidden_size": 128, "attention_size": 128, "batch_size": 64, "lr": 2e-3,
     "clip": 1.0, "eval_every": 250, "eval_count": 1000, "beam_size": 5, "beam_count": 1000,
 }
 QUICK = {
@@ -66,7 +66,7 @@ def parse_args(argv=None):
                         help="held-out numbers also decoded by beam search (default: 1000, all of them)")
     parser.add_argument("--translate", metavar="WORDS", action="append", default=[],
                         help="number words to translate after training, such as 'forty-two'; repeatable")
-    add_training_arguments(parser, out="runs/seq2seq_attention", checkpoint_every=500, steps=1500, quick_steps=60)
+    add_training_arguments(parser, out="runs/seq2seq_attention", checkpoint_every=500, steps=1000, quick_steps=60)
     parser.epilog = "Defaults above are for the full run; --quick uses a small model and 60 steps."
     return fill_defaults(parser.parse_args(argv), DEFAULTS, QUICK)
 

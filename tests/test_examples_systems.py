@@ -1,8 +1,8 @@
 """Run the GAN, seq2seq, sentence VAE and semantic-search examples in --quick mode, as a user would.
 
 Each run must exit 0, lower its loss, and write its metrics, checkpoint and pictures into
-the temporary --out folder. The seq2seq example also checks that a run resumed from a
-checkpoint ends with exactly the weights of an uninterrupted run.
+the temporary --out folder. The seq2seq and WGAN-GP runs also check that a run resumed
+from a checkpoint ends with exactly the weights of an uninterrupted run.
 """
 import json
 import os
@@ -44,6 +44,16 @@ def assert_files(out, *names):
         assert os.path.isfile(os.path.join(out, name)), f"{name} missing from {out}"
 
 
+def assert_same_weights(first_out, second_out, steps):
+    first = mr.load(os.path.join(first_out, CHECKPOINT_NAME))
+    second = mr.load(os.path.join(second_out, CHECKPOINT_NAME))
+    assert first["step"] == steps
+    assert second["step"] == steps
+    assert first["model"].keys() == second["model"].keys()
+    for name in first["model"]:
+        np.testing.assert_array_equal(first["model"][name], second["model"][name], err_msg=f"{name} differs")
+
+
 def test_gan_quick(tmp_path):
     out = str(tmp_path)
     completed = run_example("gan_digits.py", "--quick", "--out", out)
@@ -61,12 +71,18 @@ def test_gan_quick(tmp_path):
     assert "classes covered" in completed.stdout
 
 
-def test_gan_wgan_gp_quick(tmp_path):
-    out = str(tmp_path)
-    run_example("gan_digits.py", "--quick", "--loss", "wgan-gp", "--steps", "8", "--classifier-steps", "5",
-                "--out", out)
-    metrics = read_metrics(out)
+def test_gan_wgan_gp_resume_equals_uninterrupted(tmp_path):
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    common = ["--quick", "--loss", "wgan-gp", "--classifier-steps", "5", "--checkpoint-every", "3"]
+    run_example("gan_digits.py", *common, "--steps", "8", "--out", whole)
+    run_example("gan_digits.py", *common, "--steps", "4", "--out", parts)
+    run_example("gan_digits.py", *common, "--steps", "8", "--out", parts, "--resume")
+    assert_same_weights(whole, parts, steps=8)
+    metrics = read_metrics(parts)
     assert metrics["loss"] == "wgan-gp"
+    assert metrics["resumed_from_step"] == 4
+    # The discriminator's optimizer state and loss history come back from the checkpoint too.
+    assert metrics["discriminator_loss_history"] == read_metrics(whole)["discriminator_loss_history"]
     assert len(metrics["discriminator_loss_history"]) == 8
     assert all(np.isfinite(metrics["discriminator_loss_history"]))
 
@@ -92,11 +108,7 @@ def test_seq2seq_resume_equals_uninterrupted(tmp_path):
     run_example("seq2seq_attention.py", *common, "--steps", "8", "--out", whole)
     run_example("seq2seq_attention.py", *common, "--steps", "4", "--out", parts)
     run_example("seq2seq_attention.py", *common, "--steps", "8", "--out", parts, "--resume")
-    first = mr.load(os.path.join(whole, CHECKPOINT_NAME))
-    second = mr.load(os.path.join(parts, CHECKPOINT_NAME))
-    assert first["step"] == second["step"] == 8
-    for name in first["model"]:
-        np.testing.assert_array_equal(first["model"][name], second["model"][name], err_msg=f"{name} differs")
+    assert_same_weights(whole, parts, steps=8)
     assert read_metrics(parts)["resumed_from_step"] == 4
 
 
