@@ -5,16 +5,18 @@ sigmoid output) to an image; the discriminator is an MLP (64-256-256-1, leaky Re
 Default recipe: the non-saturating loss with the R1 regularizer (γ = 1) on the
 discriminator, batch 64, Adam with learning rate 2e-4 and betas (0.5, 0.999) for both
 networks, one discriminator step per generator step, 4000 generator steps. R1 is a
-penalty on the discriminator's input gradient, so it too differentiates a gradient;
---r1 0 turns it off, and then this GAN collapses onto one to three digits. --loss wgan-gp trains a critic with the gradient penalty instead
-(λ = 10, 5 critic steps per generator step, Adam 1e-4 with betas (0.5, 0.9)); its
-penalty differentiates a gradient, so every critic step runs a second derivative.
+penalty on the discriminator's input gradient, so it too differentiates a gradient.
+--r1 0 turns it off, and then this GAN drops digits: with seed 0, 98% of its samples
+fall into 3 of the 10 classes. --loss wgan-gp trains a critic with the gradient
+penalty instead (λ = 10, 5 critic steps per generator step, Adam 1e-4 with betas
+(0.5, 0.9)), so every critic step runs a second derivative.
 
 Quality: a small MLP classifier (64-256-256-10, dropout 0.3) is first trained on the
 1437 training digits, each shifted at random by up to one pixel, with batch 64 and Adam
-1e-3 for 3000 steps. Its test accuracy is printed. Over 1000 generated samples the script reports the classifier's
-mean confidence (the mean of the largest class probability, 0.1 to 1) and the mode
-coverage: how many of the 10 digit classes the samples are classified as.
+1e-3 for 3000 steps. Its test accuracy is printed. Over 1000 generated samples the
+script reports the classifier's mean confidence (the mean of the largest class
+probability, 0.1 to 1) and the mode coverage: how many of the 10 digit classes the
+samples are classified as.
 
 Saves samples.png (100 samples), samples_by_class.png (samples grouped by the class the
 classifier gives them), the checkpoints (the classifier's in DIR/classifier) and
@@ -169,7 +171,7 @@ def main(argv=None):
                 "batch_size": args.batch_size, "lr": args.lr, "critic_steps": args.critic_steps,
                 "penalty_weight": args.penalty_weight, "r1": args.r1, "seed": args.seed},
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     samples = gan.generate(args.samples, mr.Generator(eval_seed))
     probabilities = classifier.probabilities(samples)

@@ -95,7 +95,7 @@ def train_quick_encoder(args):
         checkpoint_every=args.checkpoint_every, clip_grad_norm=5.0, extra_state={"rows": rows},
         progress=not args.no_progress, description="encoder", config=dict(settings, seed=args.seed),
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
     return SentenceVAEEncoder(model, vocabulary, "word"), "sentence VAE (trained with --quick)", result
 
 

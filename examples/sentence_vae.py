@@ -72,7 +72,7 @@ def parse_args(argv=None):
                         help="sentences decoded from the prior (default: 5)")
     parser.add_argument("--walk-steps", type=positive_int, metavar="N",
                         help="points decoded on the latent walk between two sentences, ends included (default: 6)")
-    parser.add_argument("--temperature", type=float, default=0.0,
+    parser.add_argument("--temperature", type=float, default=0.0, metavar="X",
                         help="sampling temperature of the decoded sentences, 0 for the most likely token "
                              "(default: 0)")
     parser.add_argument("--compare", metavar="PATH",
@@ -186,7 +186,7 @@ def main(argv=None):
                 "lr": args.lr, "clip": args.clip, "anneal_steps": args.anneal_steps,
                 "anneal_schedule": args.anneal_schedule, "word_dropout": args.word_dropout, "seed": args.seed},
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     figures = held_out_figures(model, corpus, heldout_batches, eval_seed)
     print(f"held-out, nats per sentence: reconstruction {figures['reconstruction']:.3f}, KL {figures['kl']:.3f}, "

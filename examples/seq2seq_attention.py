@@ -178,7 +178,7 @@ def main(argv=None):
                 "batch_size": args.batch_size, "lr": args.lr, "clip": args.clip, "seed": args.seed,
                 "heldout_fraction": pairs.heldout_fraction, "split_seed": pairs.split_seed},
     )
-    result = run_or_exit(trainer, args.resume)
+    result = run_or_exit(trainer, args.resume, args.stop_after)
 
     accuracy, predictions, correct = greedy_accuracy(model, eval_numbers)
     beam_numbers = eval_numbers[np.linspace(0, len(eval_numbers) - 1, min(args.beam_count, len(eval_numbers)))

@@ -12,8 +12,8 @@ Two objectives are available:
   with real images labelled 1 and generated ones 0. G minimizes −log σ(D(G(z))), which
   gives strong gradients exactly when D rejects G's samples, where the original minimax
   form log(1 − σ(D(G(z)))) saturates. D's loss also carries the R1 regularizer
-  (γ/2)·E[‖∇ₓ D(x)‖²] on real images, γ = 1 by default; without it this small GAN
-  collapses onto one to three digits.
+  (γ/2)·E[‖∇ₓ D(x)‖²] on real images, γ = 1 by default. Without it this small GAN
+  drops digits (mode collapse): most of its samples fall into a few classes.
 * ``"wgan-gp"``: D is a critic that minimizes E[D(fake)] − E[D(real)] plus the gradient
   penalty λ·E[(‖∇ₓ̂ D(x̂)‖₂ − 1)²] on random points x̂ between real and generated
   images; G minimizes −E[D(G(z))]. The penalty contains a gradient, so training the
@@ -108,7 +108,7 @@ def r1_penalty(critic, real):
 
     Penalizing the discriminator's gradient on the data keeps it from growing steep
     around the real images, which in this setup stops the non-saturating GAN from
-    collapsing onto one or two digits (see ``examples/gan_digits.py``).
+    collapsing onto a few digits (see ``examples/gan_digits.py``).
     """
     norms = input_gradient_norms(critic, real)
     return ops.mean(norms * norms)
