@@ -59,8 +59,8 @@ def test_document_python_blocks_run(document, tmp_path, monkeypatch):
     path = ROOT / document
     namespace = {"__name__": "__docs__"}
 
-    # A block may switch the backend or draw from the default generator; restore both so
-    # the tests that run after this one see the state they would see without it.
+    # A block may switch the backend or draw from the default generator. Both are restored,
+    # so the tests that run later see the state they would see without this one.
     backend_before = backend.get_backend()
     generator_state = default_generator().state_dict()
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
