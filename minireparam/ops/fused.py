@@ -38,7 +38,9 @@ def sigmoid_into(x, out):
     value, so the overflow warning is silenced.
     """
     with np.errstate(over="ignore"):
-        np.negative(x, out=out)
+        # NOTE: not np.negative(x, out=out): numpy 2.4.6 writes wrong float64 values when
+        # ``out`` is a (n, 1) column of a wider array; multiplying by -1 is exact and unaffected.
+        np.multiply(x, -1.0, out=out)
         np.exp(out, out=out)
     out += 1.0
     np.reciprocal(out, out=out)
