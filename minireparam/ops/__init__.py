@@ -34,3 +34,4 @@ DIFFERENTIABLE = (
 __all__ = list(DIFFERENTIABLE + NON_DIFFERENTIABLE)
 
 from . import cases  # noqa: E402,F401  (registers a gradcheck case for every op above)
+from . import fused  # noqa: E402,F401  (registers the fused LSTM cell)
