@@ -230,3 +230,10 @@ def test_to_dot_lists_ops_and_shapes():
     assert "matmul" in dot
     assert "(2, 4)" in dot
     assert "leaf (2, 3)" in dot
+
+
+def test_detect_anomaly_checks_unrecorded_ops():
+    """Ops on tensors that need no gradient skip the tape but not the anomaly check."""
+    with mr.detect_anomaly():
+        with pytest.raises(FloatingPointError, match="forward of multiply"):
+            mr.tensor(np.array([np.inf])) * mr.tensor(np.array([0.0]))

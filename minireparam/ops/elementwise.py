@@ -184,6 +184,7 @@ def _unrecorded(a, b):
     return (
         type(a) is Tensor and type(b) is Tensor
         and not (state.grad_enabled and (a.requires_grad or b.requires_grad))
+        and not state.anomaly_enabled  # anomaly mode checks every op's output for NaN
     )
 
 

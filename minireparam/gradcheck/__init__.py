@@ -14,14 +14,13 @@ with ``create_graph=True``, which tests second derivatives.
 Run ``python -m minireparam.gradcheck`` for a table over every registered op.
 """
 import argparse
-import sys
 import warnings
 
 import numpy as np
 
-from .autograd.engine import grad
-from .autograd.grad_mode import enable_grad, no_grad
-from .tensor import Tensor
+from ..autograd.engine import grad
+from ..autograd.grad_mode import enable_grad, no_grad
+from ..tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -134,7 +133,7 @@ def _raise_on_mismatch(index, analytic, numeric, atol, rtol, what):
         position = tuple(int(i) for i in np.argwhere(bad)[0])
         raise GradcheckError(
             f"gradcheck: the {what} of input {index} at element {position} is wrong: analytic "
-            f"{analytic[position]!r}, numeric {numeric[position]!r} (atol={atol}, rtol={rtol}; "
+            f"{float(analytic[position])!r}, numeric {float(numeric[position])!r} (atol={atol}, rtol={rtol}; "
             f"{int(bad.sum())} of {bad.size} elements fail)"
         )
 
@@ -207,7 +206,7 @@ def check_registered_op(spec, draw, order=1, eps=1e-6, atol=1e-5, rtol=1e-3):
 def _main(argv=None):
     import importlib
 
-    from .ops.registry import REGISTRY, RandomDraw
+    from ..ops.registry import REGISTRY, RandomDraw
 
     parser = argparse.ArgumentParser(
         prog="python -m minireparam.gradcheck",
@@ -252,6 +251,3 @@ def _main(argv=None):
     print(f"\n{failures} failed")
     return 1 if failures else 0
 
-
-if __name__ == "__main__":
-    sys.exit(_main())
