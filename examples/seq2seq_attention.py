@@ -61,7 +61,8 @@ def parse_args(argv=None):
                         help="steps between held-out accuracy reports (default: 250)")
     parser.add_argument("--eval-count", type=positive_int, metavar="N",
                         help="held-out numbers to evaluate on (default: 1000)")
-    parser.add_argument("--beam-size", type=positive_int, metavar="N", help="hypotheses kept by beam search (default: 5)")
+    parser.add_argument("--beam-size", type=positive_int, metavar="N",
+                        help="hypotheses kept by beam search (default: 5)")
     parser.add_argument("--beam-count", type=positive_int, metavar="N",
                         help="held-out numbers also decoded by beam search (default: 1000, all of them)")
     parser.add_argument("--translate", metavar="WORDS", action="append", default=[],

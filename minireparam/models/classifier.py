@@ -59,7 +59,8 @@ class DigitClassifier(nn.Module):
     def __init__(self, hidden_size=256, dropout=0.3, generator=None, dropout_generator=None):
         super().__init__()
         self.network = nn.Sequential(
-            nn.Linear(64, hidden_size, generator=generator), nn.ReLU(), nn.Dropout(dropout, generator=dropout_generator),
+            nn.Linear(64, hidden_size, generator=generator), nn.ReLU(),
+            nn.Dropout(dropout, generator=dropout_generator),
             nn.Linear(hidden_size, hidden_size, generator=generator), nn.ReLU(),
             nn.Dropout(dropout, generator=dropout_generator),
             nn.Linear(hidden_size, NUM_CLASSES, generator=generator),
