@@ -27,7 +27,7 @@ Workloads:
 Threads are set for each run with threadpoolctl (numpy's BLAS), torch.set_num_threads
 and minireparam.kernels.set_num_threads (the C kernels; MINIREPARAM_NUM_THREADS sets the
 same at import). Without PyTorch installed, only the minireparam sides are timed, and the
-output says so.
+output prints a line stating that.
 
 Usage:
     python benchmarks/bench_training.py                       # all workloads, 1 and 2 threads
@@ -254,9 +254,9 @@ def load_into_torch(torch_model, mr_model):
 def time_sides(workload, repeats, settle):
     """Time every side ``repeats`` times, rotating which side runs first; return seconds per side.
 
-    ``settle`` seconds of sleep follow every timed step, so that the idle worker threads
-    of the side that just ran (OpenBLAS's and PyTorch's spin for a while after a
-    parallel call) stop competing for the cores before the next side starts.
+    ``settle`` seconds of sleep follow every timed step. Idle OpenBLAS and PyTorch worker
+    threads spin for a while after a parallel call, and the pause keeps them from
+    competing with the next side for the cores.
     """
     labels = list(workload.sides)
     for _ in range(workload.warmup):
@@ -279,9 +279,9 @@ def time_sides(workload, repeats, settle):
 def summarize(workload, seconds, cpu_seconds):
     """Return the medians per side and the workload's ratios (None where a side is missing).
 
-    Besides wall time, each side's median process CPU time is kept: at one thread it
-    counts only the time this process ran, so it is the figure that load from other
-    processes distorts least (at two threads it also counts spinning worker threads).
+    Besides wall time, each side's median process CPU time is kept. At one thread it
+    counts only the time this process ran, so load from other processes distorts it
+    least. At two threads it also counts spinning worker threads.
     """
     medians = {label: statistics.median(values) for label, values in seconds.items()}
     cpu_medians = {label: statistics.median(values) for label, values in cpu_seconds.items()}
