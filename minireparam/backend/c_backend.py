@@ -32,16 +32,16 @@ def _configure_openmp_waiting():
     read once, when the OpenMP runtime loads with ``_ccore``, and values set by the user win.
     """
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # libgomp (gcc)
-    os.environ.setdefault("KMP_BLOCKTIME", "0")  # LLVM libomp (clang builds), in ms
+    # LLVM libomp (clang builds) counts in milliseconds, so its shortest spin is none.
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 
 def _keep_blas_off_our_cores(threads):
     """Limit numpy's BLAS to one thread while the C kernels use more than one.
 
-    OpenBLAS workers keep spinning for a fraction of a second after each numpy BLAS call
-    (measured: about 12 ms of CPU per 50 ms of idle time after a 2-thread matmul), so a
-    threaded C kernel running after a numpy matmul would compete with them for the same
-    cores. With OpenBLAS on one thread its workers never wake. The engine's products go
+    OpenBLAS workers keep spinning after each numpy BLAS call (measured: about 36 ms of
+    CPU in the 0.1 s after a 2-thread matmul, then they sleep), so a threaded C kernel
+    running after a numpy matmul would compete with them for the same cores. With OpenBLAS on one thread its workers never wake. The engine's products go
     to the C GEMM, so numpy's BLAS only sees incidental calls. Set
     MINIREPARAM_BLAS_THREADS to a count to choose another limit, or to "keep" to leave
     numpy's BLAS alone. Needs threadpoolctl (installed with scikit-learn or the
