@@ -13,9 +13,7 @@ The ops here are once-differentiable: their VJPs call the array kernels, so
 ``create_graph=True`` through them raises. The op-by-op versions (``nn.rnn.lstm_step``)
 remain the twice-differentiable reference.
 
-Importing this module registers its gradcheck cases. ``minireparam.ops`` does not import
-it yet, so ``python -m minireparam.gradcheck`` lists these entries only after an import of
-``minireparam.ops.fused``.
+Importing this module (``minireparam.ops`` does) registers its gradcheck cases.
 """
 import numpy as np
 
