@@ -221,6 +221,9 @@ def test_matmul_zero_sizes(kb, dtype):
         assert result.shape == expected_shape
         assert result.dtype == np.dtype(dtype)
         assert np.all(result == 0), "an empty sum must be 0"
+    c = np.full((3, 4), 2.0, dtype)
+    kb.gemm(np.ones((3, 0), dtype), np.ones((0, 4), dtype), c, alpha=3.0, beta=0.5)
+    assert np.all(c == 1.0), "with K = 0, gemm only scales C by beta"
 
 
 def test_matmul_errors(kb):
