@@ -232,6 +232,7 @@ def test_to_dot_lists_ops_and_shapes():
     assert "leaf (2, 3)" in dot
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")
 def test_detect_anomaly_checks_unrecorded_ops():
     """Ops on tensors that need no gradient skip the tape but not the anomaly check."""
     with mr.detect_anomaly():

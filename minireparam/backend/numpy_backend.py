@@ -178,8 +178,10 @@ def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, re
     keep = valid & (lse64 != -np.inf)
     scale = np.where(keep, scale, 0.0)
 
-    with np.errstate(invalid="ignore"):
-        p = np.exp(logits.astype(np.float64) - np.where(keep, lse64, 0.0)[:, None])
+    with np.errstate(invalid="ignore", over="ignore"):
+        # Rows that are ignored or all -inf get exp(-inf) = 0, so they neither overflow nor warn.
+        shifted = np.where(keep[:, None], logits.astype(np.float64) - lse64[:, None], -np.inf)
+        p = np.exp(shifted)
     dx = (p - eps / C) * scale[:, None]
     rows = np.nonzero(keep)[0]
     dx[rows, target[rows]] -= (1.0 - eps) * scale[rows]
