@@ -13,7 +13,9 @@ import math
 import numpy as np
 
 from .. import backend as _backend
+from ..autograd.grad_mode import state
 from ..autograd.node import Op
+from ..tensor import Tensor
 from ._util import normalize_axis, to_tensor
 from .elementwise import exp, where
 
@@ -129,7 +131,10 @@ class Softplus(Op):
 
 
 def tanh(x):
-    return Tanh().apply(to_tensor(x))
+    x = to_tensor(x)
+    if not (state.grad_enabled and x.requires_grad) and not state.anomaly_enabled:
+        return Tensor._make(np.asarray(np.tanh(x.data)), None, False)  # unrecorded: skip the node
+    return Tanh().apply(x)
 
 
 def sigmoid(x):
@@ -165,7 +170,7 @@ class Gelu(Op):
     def forward(self, x):
         self.save_input("x", 0)
         if self.approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3)
+            inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * (x * x * x))  # x ** 3 takes a slow scalar pow for float32
             return 0.5 * x * (1.0 + np.tanh(inner))
         return x * normal_cdf_array(x)
 

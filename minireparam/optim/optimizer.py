@@ -306,8 +306,10 @@ class _Chunk:
         """Expand one value per active parameter to one per element (a scalar when all are equal)."""
         values = np.asarray(values)
         if values.size and np.all(values == values.flat[0]):
-            return values.flat[0]
-        return np.repeat(values, self.sizes)
+            # A Python float, not a numpy float64 scalar: numpy would promote float32 updates
+            # to float64 (and run them at half speed) for a float64 scalar.
+            return float(values.flat[0])
+        return np.repeat(values, self.sizes).astype(self.dtype)
 
     def increment_step(self):
         """Add 1 to each active parameter's "step" and return the new steps (float64 array)."""
