@@ -15,10 +15,11 @@ compare the KL (--compare PATH prints another run's numbers beside this one's).
 About 10% of the sentences (by a hash of their text) are held out. On those the script
 prints the reconstruction term, the KL term and their sum, the negative ELBO (an upper
 bound on −log p(x)), all in nats per sentence. It also prints the number of active
-latent units: dimensions whose posterior mean varies across sentences by more than 0.01. Then
-decodes sentences sampled from the prior and a walk in latent space between two
-held-out sentences. Saves kl.png (the KL term during training), the checkpoint and
-metrics.json into --out.
+latent units: dimensions whose posterior mean varies across sentences by more than 0.01.
+Then it decodes sentences sampled from the prior, a few held-out sentences from their
+posterior means, and a walk in latent space between the two held-out sentences whose
+posterior means lie farthest apart. Saves kl.png (the KL term during training), the
+checkpoint and metrics.json into --out.
 """
 import argparse
 import json
@@ -69,7 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=positive_int, metavar="N",
                         help="steps between held-out reports (default: 500)")
     parser.add_argument("--samples", type=positive_int, metavar="N",
-                        help="sentences decoded from the prior (default: 5)")
+                        help="sentences decoded from the prior, and held-out sentences reconstructed (default: 5)")
     parser.add_argument("--walk-steps", type=positive_int, metavar="N",
                         help="points decoded on the latent walk between two sentences, ends included (default: 6)")
     parser.add_argument("--temperature", type=float, default=0.0, metavar="X",
@@ -96,6 +97,14 @@ def held_out_figures(model, corpus, heldout_batches, seed):
     figures["active_units"], variances = model.active_units(heldout_batches)
     figures["posterior_mean_variances"] = [float(v) for v in variances]
     return figures
+
+
+def farthest_pair(vectors):
+    """Return the indices (i, j) of the two rows of ``vectors`` farthest apart in Euclidean distance."""
+    squared = np.sum(vectors * vectors, axis=1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * vectors @ vectors.T
+    i, j = np.unravel_index(np.argmax(distances), distances.shape)
+    return int(i), int(j)
 
 
 def save_kl_curve(path, kl_history, beta_history, title):
@@ -200,10 +209,21 @@ def main(argv=None):
     for sentence in samples:
         print(f"  {sentence}")
 
-    ends = corpus.batch(corpus.heldout_ids[:2])
+    print("--- held-out sentences and their decoding from z = posterior mean ---")
+    means = model.posterior_means(heldout_batches)
+    reconstructions = []
+    for index in np.linspace(0, len(corpus.heldout_ids) - 1, args.samples).round().astype(np.int64).tolist():
+        decoded = vocabulary.decode(model.decode(means[index:index + 1], max_length)[0], level)
+        reconstructions.append([corpus.heldout_sentences[index], decoded])
+        print(f"  {corpus.heldout_sentences[index]}\n    -> {decoded}")
+
+    # The two held-out sentences whose posterior means lie farthest apart make the
+    # clearest walk: nearby means often decode to one sentence all the way.
+    start, end = farthest_pair(means)
+    ends = corpus.batch([corpus.heldout_ids[start], corpus.heldout_ids[end]])
     walk = [vocabulary.decode(ids, level) for ids in model.interpolate(ends, args.walk_steps, max_length)]
-    print("--- a walk between the posterior means of two held-out sentences ---")
-    print(f"  from: {corpus.heldout_sentences[0]}\n  to:   {corpus.heldout_sentences[1]}")
+    print("--- a walk between the posterior means of the two held-out sentences farthest apart ---")
+    print(f"  from: {corpus.heldout_sentences[start]}\n  to:   {corpus.heldout_sentences[end]}")
     for index, sentence in enumerate(walk):
         print(f"  {index / max(1, args.walk_steps - 1):.2f}  {sentence}")
 
@@ -231,7 +251,9 @@ def main(argv=None):
         "kl_history": kl_history,
         "beta_history": history.get("beta"),
         "prior_samples": samples,
+        "reconstructions": reconstructions,
         "latent_walk": walk,
+        "latent_walk_ends": [corpus.heldout_sentences[start], corpus.heldout_sentences[end]],
         "pictures": {"kl": picture},
     }
     if args.compare:

@@ -539,3 +539,11 @@ def test_metric_history_round_trip():
     assert restored.get("kl") == list(range(30))
     assert restored.mean("kl", "first", window=10) == 4.5
     assert math.isnan(restored.mean("missing", "last"))
+
+
+def test_sentence_vae_decodes_float64_latents():
+    vocabulary = TokenVocabulary([list("abc")])
+    model = SentenceVAE(vocabulary.size, embedding_dim=3, hidden_size=4, latent_dim=2, generator=mr.Generator(0))
+    means = np.zeros((2, 2), dtype=np.float64)      # posterior_means returns float64
+    sentences = model.decode(means, max_length=4)
+    assert len(sentences) == 2

@@ -211,7 +211,7 @@ class SentenceVAE(nn.Module):
         """Generate one sentence per row of z, token by token, until ``</s>`` or ``max_length``.
 
         Args:
-            z: (B, latent_dim) latents (Tensor or array).
+            z: (B, latent_dim) latents (Tensor or array, cast to the model's dtype).
             max_length (int): the most tokens per sentence, ``</s>`` excluded.
             temperature (float): 0 takes the most likely token; above 0 samples.
             generator (Generator | None): the sampling stream.
@@ -221,7 +221,7 @@ class SentenceVAE(nn.Module):
         """
         was_training = self.training
         self.eval()
-        z = to_tensor(np.asarray(z.data if hasattr(z, "data") else z))
+        z = to_tensor(np.asarray(z.data if hasattr(z, "data") else z, dtype=self.head.weight.dtype))
         batch = z.shape[0]
         generated = np.full((batch, max_length), self.eos_id, dtype=np.int64)
         finished = np.zeros(batch, dtype=bool)
