@@ -6,8 +6,8 @@ Default recipe: the non-saturating loss with the R1 regularizer (γ = 1) on the
 discriminator, batch 64, Adam with learning rate 2e-4 and betas (0.5, 0.999) for both
 networks, one discriminator step per generator step, 4000 generator steps. R1 is a
 penalty on the discriminator's input gradient, so it too differentiates a gradient.
---r1 0 turns it off, and then this GAN drops digits: with seed 0, 98% of its samples
-fall into 3 of the 10 classes. --loss wgan-gp trains a critic with the gradient
+--r1 0 turns it off, and then this GAN drops digits: with seed 0 its samples covered
+only 3 of the 10 classes. --loss wgan-gp trains a critic with the gradient
 penalty instead (λ = 10, 5 critic steps per generator step, Adam 1e-4 with betas
 (0.5, 0.9)), so every critic step runs a second derivative.
 
