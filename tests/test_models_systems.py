@@ -12,7 +12,7 @@ import pytest
 
 import minireparam as mr
 from minireparam import ops, optim
-from minireparam.data import DataError
+from minireparam.data import CharVocabulary, DataError
 from minireparam.data.numbers import (
     SOURCE_VOCABULARY, TARGET_VOCABULARY, NumberBatch, NumberPairs, digits_to_number, number_to_words,
     tokenize_words,
@@ -21,8 +21,9 @@ from minireparam.data.sentences import SentenceBatch, TokenVocabulary, is_heldou
 from minireparam.models.classifier import DigitClassifier, random_shift, sample_quality
 from minireparam.models.gan import DigitGAN, discriminator_step, gradient_penalty, input_gradient_norms, r1_penalty
 from minireparam.models.history import MetricHistory
+from minireparam.models import CharLSTM
 from minireparam.models.search import (
-    SearchIndex, bag_of_characters, chance_recall_at_k, cosine_similarities, make_search_task, recall_at_k, top_k,
+    LanguageModelEncoder, SearchIndex, SentenceVAEEncoder, bag_of_characters, chance_recall_at_k, cosine_similarities, make_search_task, recall_at_k, top_k,
 )
 from minireparam.models.sentence_vae import SentenceVAE, kl_weight
 from minireparam.models.seq2seq import Seq2SeqAttention, reverse_within_lengths
@@ -547,3 +548,35 @@ def test_sentence_vae_decodes_float64_latents():
     means = np.zeros((2, 2), dtype=np.float64)      # posterior_means returns float64
     sentences = model.decode(means, max_length=4)
     assert len(sentences) == 2
+
+
+def test_beam_search_with_length_penalty():
+    model = tiny_translator(seed=5)
+    batch = NumberBatch([45017])
+    tokens, score, weights = model.beam_search(batch.source[0], batch.source_lengths[0], 3, 7, length_penalty=1.0)
+    assert score == pytest.approx(sequence_log_probability(model, batch, 0, tokens), abs=1e-10)
+    assert weights.shape == (len(tokens), batch.source.shape[1])
+
+
+def test_language_model_encoder_uses_final_state():
+    vocabulary = CharVocabulary("abcd ")
+    model = CharLSTM(vocabulary.size, embedding_dim=3, hidden_size=4, generator=mr.Generator(0))
+    encoder = LanguageModelEncoder(model, vocabulary)
+    sentences = ["ab cd", "d", "zzz a"]          # "z" is not in the vocabulary and is skipped
+    vectors = encoder.encode_sentences(sentences)
+    for sentence, vector in zip(sentences, vectors):
+        ids = vocabulary.encode("".join(char for char in sentence if char in vocabulary.index))
+        _logits, (h, _c) = model(ids[None, :])
+        # float32, and the batched GEMMs may sum in another order than the single-row ones.
+        np.testing.assert_allclose(vector, h.data[0, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_paragraph_vector_is_mean_of_sentences():
+    vocabulary = TokenVocabulary([["alpha", "beta", "gamma"]])
+    model = SentenceVAE(vocabulary.size, embedding_dim=3, hidden_size=4, latent_dim=2, generator=mr.Generator(0))
+    encoder = SentenceVAEEncoder(model, vocabulary, "word")
+    paragraphs = [["alpha beta.", "gamma."], ["beta gamma alpha."]]
+    sentence_vectors = encoder.encode_sentences(["alpha beta.", "gamma.", "beta gamma alpha."])
+    paragraph_vectors = encoder.encode_paragraphs(paragraphs)
+    np.testing.assert_allclose(paragraph_vectors[0], sentence_vectors[:2].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(paragraph_vectors[1], sentence_vectors[2], rtol=1e-12)
