@@ -70,7 +70,7 @@ class RandomDraw:
     # Discrete choices (overridden by the hypothesis-backed subclass).
 
     def integers(self, low, high):
-        """An int in [low, high] (both included)."""
+        """Draw an int in [low, high] (both included)."""
         return int(self.rng.integers(low, high + 1))
 
     def boolean(self):
@@ -86,12 +86,12 @@ class RandomDraw:
         return tuple(self.integers(min_side, max_side) for _ in range(self.integers(min_dims, max_dims)))
 
     def broadcastable_to(self, shape):
-        """A shape that broadcasts to ``shape``: some leading dims dropped, some sides set to 1."""
+        """Draw a shape that broadcasts to ``shape``: some leading dims dropped, some sides set to 1."""
         dropped = self.integers(0, len(shape))
         return tuple(1 if self.boolean() else n for n in shape[dropped:])
 
     def axis_and_keepdims(self, ndim):
-        """An ``axis`` argument (None, an int or a tuple) and a ``keepdims`` flag."""
+        """Draw an ``axis`` argument (None, an int or a tuple) and a ``keepdims`` flag."""
         keepdims = self.boolean()
         if ndim == 0:
             return None, keepdims
@@ -108,7 +108,7 @@ class RandomDraw:
     # Values.
 
     def array(self, shape, low=-2.0, high=2.0, away_from=(), min_gap=0.1, contiguous=None):
-        """A float64 array of uniform values in [low, high), kept ``min_gap`` from ``away_from``.
+        """Draw a float64 array of uniform values in [low, high), at least ``min_gap`` from ``away_from``.
 
         Unless ``contiguous`` is given, the array is sometimes a non-contiguous view
         (a strided slice or a transposed layout) with the same values.
