@@ -185,6 +185,67 @@ def test_layer_norm_normalizes(rng):
     np.testing.assert_allclose(out.var(axis=-1), 1.0, rtol=1e-12)
 
 
+def _composed_layer_norm(x, weight, bias, axes, eps):
+    """LayerNorm from separate differentiable ops: the reference for the fused node."""
+    centered = x - mr.mean(x, axis=axes, keepdims=True)
+    out = centered / mr.sqrt(mr.mean(centered * centered, axis=axes, keepdims=True) + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "neither"])
+def test_layer_norm_node_matches_composed_ops(rng, affine):
+    # The fused node and the op-by-op composition compute the same float64 values and
+    # first and second derivatives (the second through the recorded VJP path).
+    x = rng.standard_normal((2, 3, 4)) * 3 + 1
+    weight = rng.standard_normal((3, 4)) if affine in ("both", "weight") else None
+    bias = rng.standard_normal((3, 4)) if affine in ("both", "bias") else None
+    upstream = rng.standard_normal((2, 3, 4))
+    results = []
+    for function in (lambda *t: F.layer_norm(t[0], (3, 4), *t[1:], eps=1e-3),
+                     lambda *t: _composed_layer_norm(t[0], *t[1:], axes=(1, 2), eps=1e-3)):
+        inputs = [leaf(x), None if weight is None else leaf(weight), None if bias is None else leaf(bias)]
+        out = function(*inputs)
+        given = [t for t in inputs if t is not None]
+        first = mr.grad(out, given, grad_outputs=mr.tensor(upstream), create_graph=True)
+        second = mr.grad(sum((g * g).sum() for g in first), given, allow_unused=True)
+        results.append((out.data, [g.data for g in first], [None if g is None else g.data for g in second]))
+    (out_fused, first_fused, second_fused), (out_ops, first_ops, second_ops) = results
+    np.testing.assert_allclose(out_fused, out_ops, rtol=1e-12, atol=1e-12)
+    for fused, composed in zip(first_fused + second_fused, first_ops + second_ops):
+        if composed is None:
+            assert fused is None or not np.any(fused)
+        else:
+            np.testing.assert_allclose(fused, composed, rtol=1e-10, atol=1e-12)
+
+
+def test_layer_norm_plain_backward_matches_recorded_vjp(rng):
+    # The array VJP (plain backward) and the Tensor-op VJP (create_graph=True) agree.
+    x, weight, bias = rng.standard_normal((5, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    upstream = rng.standard_normal((5, 6))
+    grads = []
+    for create_graph in (False, True):
+        inputs = [leaf(x), leaf(weight), leaf(bias)]
+        out = F.layer_norm(inputs[0], 6, inputs[1], inputs[2])
+        grads.append([g.data for g in mr.grad(out, inputs, grad_outputs=mr.tensor(upstream),
+                                               create_graph=create_graph)])
+    for plain, recorded in zip(*grads):
+        np.testing.assert_allclose(plain, recorded, rtol=1e-12, atol=1e-13)
+
+
+def test_layer_norm_rejects_mismatched_affine_parameters():
+    x = leaf(np.zeros((2, 4)))
+    with pytest.raises(ShapeError, match=r"layer_norm: weight has shape \(3,\), expected normalized_shape \(4,\)"):
+        F.layer_norm(x, 4, leaf(np.ones(3)))
+    with pytest.raises(TypeError, match="layer_norm: bias is float32 but the input is float64"):
+        F.layer_norm(x, 4, None, leaf(np.ones(4), np.float32))
+    with pytest.raises(ShapeError, match="must match the trailing dimensions"):
+        F.layer_norm(x, 3)
+
+
 # -- dropout ------------------------------------------------------------------------------
 
 

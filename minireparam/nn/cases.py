@@ -115,9 +115,15 @@ def _build_layer_norm(draw):
     shape = draw.shape(min_dims=1, max_dims=3, min_side=2, max_side=3)
     normalized = shape[-draw.integers(1, len(shape)):]
     x = draw.array(shape)
-    weight, bias = draw.array(normalized), draw.array(normalized)
-    return Case(lambda t, w, b: F.layer_norm(t, normalized, w, b, eps=1e-5), [x, weight, bias],
-                f"x {shape} normalized {normalized}")
+    has_weight, has_bias = draw.boolean(), draw.boolean()
+    affine = [draw.array(normalized) for present in (has_weight, has_bias) if present]
+
+    def function(t, *given):
+        weight = given[0] if has_weight else None
+        bias = given[-1] if has_bias else None
+        return F.layer_norm(t, normalized, weight, bias, eps=1e-5)
+
+    return Case(function, [x] + affine, f"x {shape} normalized {normalized} weight={has_weight} bias={has_bias}")
 
 
 def _class_input(draw):

@@ -17,6 +17,7 @@ import numpy as np
 from .. import backend as _backend
 from .. import ops
 from .. import random as _random
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.node import Op
 from ..errors import ShapeError
 from ..ops._util import to_tensor
@@ -207,11 +208,117 @@ def _normalize_padding_idx(padding_idx, count):
     return padding_idx % count
 
 
+class _LayerNorm(Op):
+    """LayerNorm over the last ``n`` elements of every row, as one node.
+
+    Inputs: x (..., n) viewed as rows (R, n), then weight (n,) and bias (n,) when given.
+    Saved values: x̂ = (x − mean)·rstd and rstd = 1/√(var + eps), one per row.
+
+    The VJP of y = x̂·w + b, with gw = g·w and means taken over each row:
+        dx = rstd · (gw − mean(gw) − x̂ · mean(gw · x̂)),  dw = Σ_rows g·x̂,  db = Σ_rows g
+    A plain backward evaluates it on the saved arrays; under ``create_graph=True`` it is
+    written with Tensor ops from x, so higher derivatives flow through it.
+    """
+
+    name = "layer_norm"
+
+    def __init__(self, count, eps, has_weight, has_bias):
+        self.count = count
+        self.eps = eps
+        self.has_weight = has_weight
+        self.has_bias = has_bias
+
+    def forward(self, x, *affine):
+        rows = x.reshape(-1, self.count)
+        x_hat = rows - rows.mean(axis=1, keepdims=True)
+        rstd = np.mean(x_hat * x_hat, axis=1, keepdims=True)
+        rstd += self.eps
+        np.sqrt(rstd, out=rstd)
+        np.reciprocal(rstd, out=rstd)
+        x_hat *= rstd
+
+        self.save_input("x", 0)
+        self.save_array("x_hat", x_hat)
+        self.save_array("rstd", rstd)
+        if self.has_weight:
+            self.save_input("weight", 1)
+        out = x_hat * affine[0].reshape(-1) if self.has_weight else x_hat.copy()
+        if self.has_bias:
+            out += affine[-1].reshape(-1)
+        return out.reshape(x.shape)
+
+    def vjp(self, g):
+        if is_grad_enabled():
+            return self._vjp_recorded(g)
+        x_hat, rstd = self.saved("x_hat").data, self.saved("rstd").data
+        g_rows = g.data.reshape(-1, self.count)
+        grads = []
+
+        # weight: Σ_rows g·x̂. The same product, times w, is gw·x̂ for dx below.
+        g_x_hat = g_rows * x_hat
+        if self.has_weight:
+            weight = self.saved("weight").data.reshape(-1)
+            grad_weight = g_x_hat.sum(axis=0)
+            g_x_hat *= weight
+            g_w = g_rows * weight
+        else:
+            g_w = g_rows.copy()
+
+        # dx = rstd · (gw − mean(gw) − x̂ · mean(gw·x̂)), reusing g_x_hat for the last term.
+        mean_g_x_hat = g_x_hat.mean(axis=1, keepdims=True)
+        g_w -= g_w.mean(axis=1, keepdims=True)
+        np.multiply(x_hat, mean_g_x_hat, out=g_x_hat)
+        g_w -= g_x_hat
+        g_w *= rstd
+        grads.append(g_w.reshape(g.shape))
+
+        if self.has_weight:
+            grads.append(grad_weight.reshape(self.saved("weight").shape))
+        if self.has_bias:
+            grads.append(g_rows.sum(axis=0).reshape(self.input_meta[-1][0]))
+        return tuple(Tensor._make(grad, None, False) for grad in grads)
+
+    def _vjp_recorded(self, g):
+        """Compute the same VJP with Tensor ops from x, so that it is itself differentiable."""
+        x = self.saved("x")
+        shape = x.shape
+        rows = ops.reshape(x, (-1, self.count))
+        centered = rows - ops.mean(rows, axis=1, keepdims=True)
+        rstd = 1.0 / ops.sqrt(ops.mean(centered * centered, axis=1, keepdims=True) + self.eps)
+        x_hat = centered * rstd
+        g_rows = ops.reshape(g, (-1, self.count))
+        grads = []
+
+        g_w = g_rows
+        if self.has_weight:
+            weight = self.saved("weight")
+            g_w = g_rows * ops.reshape(weight, (-1,))
+        mean_g_w = ops.mean(g_w, axis=1, keepdims=True)
+        mean_g_w_x_hat = ops.mean(g_w * x_hat, axis=1, keepdims=True)
+        grads.append(ops.reshape(rstd * (g_w - mean_g_w - x_hat * mean_g_w_x_hat), shape))
+
+        if self.has_weight:
+            grads.append(ops.reshape(ops.sum(g_rows * x_hat, axis=0), weight.shape))
+        if self.has_bias:
+            grads.append(ops.reshape(ops.sum(g_rows, axis=0), self.input_meta[-1][0]))
+        return tuple(grads)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the last dimensions to mean 0 and variance 1, then scale and shift.
 
     y = (x − mean) / √(var + eps) · weight + bias, with the biased variance (divide by n),
-    over the trailing dimensions given by ``normalized_shape``.
+    over the trailing dimensions given by ``normalized_shape``. One tape node with a
+    hand-written VJP (see ``_LayerNorm``).
+
+    Args:
+        input: (..., *normalized_shape).
+        normalized_shape: an int or a tuple, the trailing dimensions to normalize over.
+        weight, bias: None or of shape ``normalized_shape``.
+        eps: added to the variance before the square root.
+
+    Returns:
+        A Tensor of the input's shape.
     """
     input = to_tensor(input)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
@@ -221,15 +328,24 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             f"layer_norm: normalized_shape {normalized_shape} must match the trailing dimensions of the "
             f"input of shape {input.shape}"
         )
-    axes = tuple(range(input.ndim - count, input.ndim))
-    centered = input - ops.mean(input, axis=axes, keepdims=True)
-    variance = ops.mean(centered * centered, axis=axes, keepdims=True)
-    out = centered / ops.sqrt(variance + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    affine = []
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        if tensor is None:
+            continue
+        tensor = to_tensor(tensor)
+        if tensor.shape != normalized_shape:
+            raise ShapeError(
+                f"layer_norm: {name} has shape {tensor.shape}, expected normalized_shape {normalized_shape}"
+            )
+        if tensor.dtype != input.dtype:
+            raise TypeError(
+                f"layer_norm: {name} is {tensor.dtype} but the input is {input.dtype}; convert one with .astype()"
+            )
+        affine.append(tensor)
+    if input.dtype.kind != "f":
+        raise TypeError(f"layer_norm: the input must be float32 or float64, got {input.dtype}")
+    size = math.prod(normalized_shape)
+    return _LayerNorm(size, eps, weight is not None, bias is not None).apply(input, *affine)
 
 
 # -- classification losses ----------------------------------------------------------------
