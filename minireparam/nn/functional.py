@@ -3,8 +3,9 @@
 Names, arguments and layouts follow ``torch.nn.functional``: losses take classes on axis 1
 (inputs of shape (N, C, ...)), and functions that take an axis accept ``axis=`` or its
 alias ``dim=``. Everything is built from differentiable ops, so gradients come from the
-tape. Two functions have ops of their own: ``cross_entropy`` runs the backend's fused
-kernel (C or numpy) and ``binary_cross_entropy`` has a VJP that stays finite at 0 and 1.
+tape. Three functions have ops of their own: ``cross_entropy`` runs the backend's fused
+kernel (C or numpy), ``binary_cross_entropy`` has a VJP that stays finite at 0 and 1, and
+``layer_norm`` is one node with a closed-form VJP.
 
 Randomness (``dropout``) comes from ``generator`` or the default generator.
 """
