@@ -4,6 +4,7 @@ import pytest
 
 import minireparam as mr
 import minireparam.nn as nn
+import minireparam.nn.functional as F
 from minireparam.autograd.engine import toposort
 
 # Two computations of the same float64 values in a different order agree to rounding.
@@ -87,7 +88,41 @@ def test_attention_graph_uses_batched_gemms_and_one_softmax(rng):
     names = [node.display_name() for node in toposort([out.grad_fn])]
     # in-projection, scores, weighted sum and out-projection: one GEMM each for all heads and batch items.
     assert names.count("matmul") == 4
-    assert names.count("softmax") == 1
+    # Scaling and softmax are one node; no separate multiply or where node touches the scores.
+    assert names.count("scaled_masked_softmax") == 1
+    assert "softmax" not in names
+    assert "where" not in names
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "boolean"])
+def test_fused_scaled_masked_softmax_matches_separate_ops(rng, mask):
+    # The fused node gives the values and first and second derivatives of
+    # softmax(where(allowed, scale * scores, -inf)) from separate ops, including a row
+    # that may attend to nothing (zero weights, zero gradients).
+    q, k, v = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    allowed = None
+    if mask == "causal":
+        allowed = F.causal_mask(4, 4)
+    elif mask == "boolean":
+        allowed = rng.random((4, 4)) < 0.6
+        allowed[1] = False
+    upstream = rng.standard_normal((2, 3, 4, 5))
+
+    def separate(query, key, value):
+        scores = mr.matmul(query, mr.swapaxes(key, -1, -2)) * 0.3
+        if allowed is not None:
+            scores = mr.where(allowed, scores, -np.inf)
+        return mr.matmul(mr.softmax(scores, axis=-1), value)
+
+    results = []
+    for function in (lambda a, b, c: F.attention(a, b, c, allowed, scale=0.3)[0], separate):
+        inputs = [mr.tensor(array, requires_grad=True) for array in (q, k, v)]
+        out = function(*inputs)
+        first = mr.grad(out, inputs, grad_outputs=mr.tensor(upstream), create_graph=True)
+        second = mr.grad(sum((g * g).sum() for g in first), inputs)
+        results.append([out.data] + [g.data for g in first + second])
+    for fused, reference in zip(*results):
+        np.testing.assert_allclose(fused, reference, rtol=1e-10, atol=1e-12)
 
 
 def test_mask_shape_errors(rng):

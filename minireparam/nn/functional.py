@@ -22,6 +22,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.node import Op
 from ..errors import ShapeError
 from ..ops._util import to_tensor
+from ..ops.activation import SoftmaxBackward
 from ..tensor import Tensor
 
 __all__ = [
@@ -762,6 +763,32 @@ def causal_mask(query_length, key_length):
     return np.tril(np.ones((query_length, key_length), dtype=bool))
 
 
+class _ScaledMaskedSoftmax(Op):
+    """Attention weights softmax(scale·s) over the last axis, −inf where not ``allowed``, as one node.
+
+    One node in place of three (scale, mask, softmax), and one pass for the first two. The
+    VJP is scale·(softmax's VJP): masked entries have weight 0, so their gradient is 0.
+    It stays differentiable, through ``SoftmaxBackward``.
+    """
+
+    name = "scaled_masked_softmax"
+
+    def __init__(self, scale, allowed):
+        self.scale = scale
+        self.blocked = None if allowed is None else ~allowed
+
+    def forward(self, scores):
+        weights = np.multiply(scores, self.scale, dtype=scores.dtype)
+        if self.blocked is not None:
+            np.copyto(weights, -np.inf, where=self.blocked)
+        _backend.current().softmax(weights, out=weights)
+        self.save_output("weights")
+        return weights
+
+    def vjp(self, g):
+        return (SoftmaxBackward(-1).apply(self.saved("weights"), g) * self.scale,)
+
+
 def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, scale=None, generator=None):
     """Softmax attention with the masks already resolved; returns (output, weights after dropout).
 
@@ -775,12 +802,14 @@ def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, sca
     output row is zero and no NaN reaches any gradient.
     """
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * scale
-    if additive is not None:
-        scores = scores + additive
-    if allowed is not None:
-        scores = ops.where(allowed, scores, -np.inf)
-    weights = ops.softmax(scores, axis=-1)
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
+    if additive is None and (allowed is None or np.broadcast_shapes(allowed.shape, scores.shape) == scores.shape):
+        weights = _ScaledMaskedSoftmax(float(scale), allowed).apply(scores)
+    else:
+        scores = scores * scale + additive if additive is not None else scores * scale
+        if allowed is not None:
+            scores = ops.where(allowed, scores, -np.inf)
+        weights = ops.softmax(scores, axis=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True, generator=generator)
     return ops.matmul(weights, value), weights
