@@ -48,12 +48,18 @@ class Adam(Optimizer):
             else:
                 grad = grad + group["weight_decay"] * chunk.value()
 
+        # Every step below writes into the moments or one scratch buffer: no array-sized
+        # temporaries, so a step makes one pass per line over the flat state.
         steps = chunk.increment_step()
         exp_avg, exp_avg_sq = chunk.buffer("exp_avg"), chunk.buffer("exp_avg_sq")
+        scratch = chunk.scratch()
+        np.multiply(grad, 1.0 - beta1, out=scratch)
         exp_avg *= beta1
-        exp_avg += (1.0 - beta1) * grad
+        exp_avg += scratch
+        np.multiply(grad, 1.0 - beta2, out=scratch)
+        scratch *= grad
         exp_avg_sq *= beta2
-        exp_avg_sq += (1.0 - beta2) * grad * grad
+        exp_avg_sq += scratch
         chunk.mark("exp_avg", "exp_avg_sq")
         second_moment = exp_avg_sq
         if group["amsgrad"]:
@@ -61,10 +67,15 @@ class Adam(Optimizer):
             np.maximum(second_moment, exp_avg_sq, out=second_moment)
             chunk.mark("max_exp_avg_sq")
 
+        # p ← p − step_size · m / (√v̂ / √(1 − β2^t) + eps)
         step_size = chunk.per_element(lr / (1.0 - beta1 ** steps))
         bias_correction2_sqrt = chunk.per_element(np.sqrt(1.0 - beta2 ** steps))
-        denominator = np.sqrt(second_moment) / bias_correction2_sqrt + eps
-        chunk.add_to_params(-step_size * (exp_avg / denominator))
+        denominator = np.sqrt(second_moment, out=scratch)
+        denominator /= bias_correction2_sqrt
+        denominator += eps
+        update = np.divide(exp_avg, denominator, out=scratch)
+        update *= -step_size
+        chunk.add_to_params(update)
 
 
 class AdamW(Adam):

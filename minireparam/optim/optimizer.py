@@ -245,6 +245,7 @@ class _FlatStore:
         self.sizes = np.array([p.data.size for p in params], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.buffers = {}
+        self._scratch = None
         for index, param in enumerate(params):
             entry = state.get(param, {})
             for name in names:
@@ -257,6 +258,12 @@ class _FlatStore:
         if name not in self.buffers:
             self.buffers[name] = np.zeros(int(self.offsets[-1]), dtype=self.dtype)
         return self.buffers[name]
+
+    def scratch(self, size):
+        """Return a flat work buffer of ``size`` elements, kept for the next step."""
+        if self._scratch is None or self._scratch.size < size:
+            self._scratch = np.empty(int(self.offsets[-1]), dtype=self.dtype)
+        return self._scratch[:size]
 
     def view(self, name, index):
         start, stop = self.offsets[index], self.offsets[index + 1]
@@ -297,6 +304,10 @@ class _Chunk:
             flat = self.store.buffer(name)
             self._gathered[name] = np.concatenate([flat[self._slice(i)] for i in self.active])
         return self._gathered[name]
+
+    def scratch(self):
+        """Return a work buffer of the gradient's size and dtype, reused across steps."""
+        return self.store.scratch(self.grad.size)
 
     def initialized(self, name):
         """Per active parameter: whether its state ``name`` exists already."""
