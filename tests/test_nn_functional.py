@@ -168,6 +168,35 @@ def test_linear_flattens_leading_dims(rng):
         F.linear(leaf(x), leaf(np.zeros((5, 3))))
 
 
+@pytest.mark.parametrize("x_shape", [(4,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_plain_backward_matches_recorded_vjp(rng, x_shape, with_bias):
+    # The one-node linear's array VJP (plain backward) and its Tensor-op VJP
+    # (create_graph=True) give the gradients of x·Wᵀ + b.
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal((5, 4)), rng.standard_normal(5)
+    upstream = rng.standard_normal(x_shape[:-1] + (5,))
+    expected = [upstream.reshape(-1, 5) @ w, upstream.reshape(-1, 5).T @ x.reshape(-1, 4), upstream.reshape(-1, 5).sum(0)]
+    expected[0] = expected[0].reshape(x_shape)
+    for create_graph in (False, True):
+        inputs = [leaf(x), leaf(w)] + ([leaf(b)] if with_bias else [])
+        out = F.linear(*inputs)
+        grads = mr.grad(out, inputs, grad_outputs=mr.tensor(upstream), create_graph=create_graph)
+        for grad, want in zip(grads, expected):
+            np.testing.assert_allclose(grad.data, want, **EXACT)
+
+
+def test_linear_without_input_gradient_and_with_mixed_dtypes(rng):
+    # Only the weight needs a gradient: the plain VJP skips dx. A float32 input with float64
+    # weights takes the op-by-op path, which promotes to float64 as numpy does.
+    x, w = rng.standard_normal((3, 4)), leaf(rng.standard_normal((2, 4)))
+    F.linear(mr.tensor(x), w).sum().backward()
+    np.testing.assert_allclose(w.grad, np.ones((3, 2)).T @ x, **EXACT)
+    out = F.linear(mr.tensor(x.astype(np.float32)), w)
+    assert out.dtype == np.float64
+    with pytest.raises(ShapeError, match=r"linear: bias has shape \(3,\), expected \(out_features,\) = \(2,\)"):
+        F.linear(mr.tensor(x), w, leaf(np.zeros(3)))
+
+
 def test_embedding_padding_row_gets_no_gradient():
     weight = leaf(np.arange(12.0).reshape(4, 3))
     out = F.embedding(np.array([[1, 0, 1], [3, 0, 2]]), weight, padding_idx=0)

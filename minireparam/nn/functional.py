@@ -130,6 +130,55 @@ def dropout(input, p=0.5, training=True, generator=None):
 # -- layers' math -------------------------------------------------------------------------
 
 
+class _Linear(Op):
+    """y = x·Wᵀ + b as one node: the bias is written first and the GEMM accumulates onto it.
+
+    Inputs: x (..., in), W (out, in) and, when given, b (out,). Leading dimensions of x
+    are flattened into the R rows of one GEMM. The VJP over the rows:
+        dx = g·W,  dW = gᵀ·x,  db = Σ_rows g
+    A plain backward runs it on the saved arrays with the backend's GEMM; under
+    ``create_graph=True`` it is written with Tensor ops, so it is itself differentiable.
+    """
+
+    name = "linear"
+
+    def forward(self, x, weight, *bias):
+        rows = x.reshape(-1, weight.shape[1])
+        out = np.empty((rows.shape[0], weight.shape[0]), dtype=x.dtype)
+        if bias:
+            out[...] = bias[0]
+        _backend.current().gemm(rows, weight, out, trans_b=True, beta=1.0 if bias else 0.0)
+
+        self.save_input("x", 0)
+        self.save_input("weight", 1)
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def vjp(self, g):
+        if is_grad_enabled():
+            return self._vjp_recorded(g)
+        matmul = _backend.current().matmul
+        x, weight = self.saved("x").data, self.saved("weight").data
+        g_rows = g.data.reshape(-1, weight.shape[0])
+        grad_x = grad_weight = grad_bias = None
+        if self.parents[0] is not None:
+            grad_x = matmul(g_rows, weight).reshape(x.shape)
+        if self.parents[1] is not None:
+            grad_weight = matmul(g_rows, x.reshape(-1, weight.shape[1]), trans_a=True)
+        if len(self.parents) == 3 and self.parents[2] is not None:
+            grad_bias = g_rows.sum(axis=0)
+        grads = (grad_x, grad_weight, grad_bias)[:len(self.parents)]
+        return tuple(None if grad is None else Tensor._make(grad, None, False) for grad in grads)
+
+    def _vjp_recorded(self, g):
+        """Compute the same VJP with Tensor ops, so that it is itself differentiable."""
+        x, weight = self.saved("x"), self.saved("weight")
+        g_rows = ops.reshape(g, (-1, weight.shape[0]))
+        grad_x = ops.reshape(ops.matmul(g_rows, weight), x.shape)
+        grad_weight = ops.matmul(ops.transpose(g_rows), ops.reshape(x, (-1, weight.shape[1])))
+        grads = (grad_x, grad_weight, ops.sum(g_rows, axis=0))
+        return grads[:len(self.parents)]
+
+
 def linear(input, weight, bias=None):
     """y = x·Wᵀ + b.
 
@@ -140,7 +189,8 @@ def linear(input, weight, bias=None):
 
     Returns:
         (..., out_features). Leading dimensions are flattened into one GEMM, so the
-        weight gradient is one GEMM as well.
+        weight gradient is one GEMM as well. Operands of one floating dtype run as one
+        node (``_Linear``); mixed dtypes are promoted op by op, as numpy does.
     """
     input, weight = to_tensor(input), to_tensor(weight)
     if weight.ndim != 2:
@@ -150,6 +200,18 @@ def linear(input, weight, bias=None):
             f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape}: the last "
             f"dimension of the input must be in_features = {weight.shape[1]}"
         )
+    operands = [input, weight]
+    if bias is not None:
+        bias = to_tensor(bias)
+        if bias.shape != (weight.shape[0],):
+            raise ShapeError(
+                f"linear: bias has shape {bias.shape}, expected (out_features,) = ({weight.shape[0]},) for weight "
+                f"of shape {weight.shape}"
+            )
+        operands.append(bias)
+    if input.dtype.kind == "f" and all(t.dtype == input.dtype for t in operands):
+        return _Linear().apply(*operands)
+
     leading = input.shape[:-1]
     rows = ops.reshape(input, (-1, weight.shape[1])) if input.ndim != 2 else input
     out = ops.matmul(rows, ops.transpose(weight))
