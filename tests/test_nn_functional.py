@@ -1,4 +1,6 @@
 """nn.functional: loss values against numpy formulas, edge cases, masks and randomness."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -263,6 +265,22 @@ def test_layer_norm_plain_backward_matches_recorded_vjp(rng):
                                                create_graph=create_graph)])
     for plain, recorded in zip(*grads):
         np.testing.assert_allclose(plain, recorded, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape, normalized", [((0, 4), (4,)), ((3, 0), (0,)), ((2, 0, 3), (0, 3))])
+def test_layer_norm_and_linear_take_empty_inputs(shape, normalized):
+    # Empty inputs give empty outputs and gradients of the inputs' shapes, without a
+    # warning (reshape(-1, n) cannot infer the rows of an empty array, so the ops count them).
+    x, weight, bias = leaf(np.zeros(shape)), leaf(np.ones(normalized)), leaf(np.zeros(normalized))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        F.layer_norm(x, normalized, weight, bias).sum().backward()
+        linear_weight = leaf(np.ones((2, shape[-1])))
+        F.linear(x, linear_weight, leaf(np.ones(2))).sum().backward()
+    assert x.grad.shape == shape
+    assert weight.grad.shape == normalized
+    assert bias.grad.shape == normalized
+    np.testing.assert_array_equal(linear_weight.grad, np.zeros((2, shape[-1])))
 
 
 def test_layer_norm_rejects_mismatched_affine_parameters():

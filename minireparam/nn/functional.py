@@ -143,8 +143,9 @@ class _Linear(Op):
     name = "linear"
 
     def forward(self, x, weight, *bias):
-        rows = x.reshape(-1, weight.shape[1])
-        out = np.empty((rows.shape[0], weight.shape[0]), dtype=x.dtype)
+        self.rows = math.prod(x.shape[:-1])  # not reshape(-1, ...): it fails on empty inputs
+        rows = x.reshape(self.rows, weight.shape[1])
+        out = np.empty((self.rows, weight.shape[0]), dtype=x.dtype)
         if bias:
             out[...] = bias[0]
         _backend.current().gemm(rows, weight, out, trans_b=True, beta=1.0 if bias else 0.0)
@@ -158,12 +159,12 @@ class _Linear(Op):
             return self._vjp_recorded(g)
         matmul = _backend.current().matmul
         x, weight = self.saved("x").data, self.saved("weight").data
-        g_rows = g.data.reshape(-1, weight.shape[0])
+        g_rows = g.data.reshape(self.rows, weight.shape[0])
         grad_x = grad_weight = grad_bias = None
         if self.parents[0] is not None:
             grad_x = matmul(g_rows, weight).reshape(x.shape)
         if self.parents[1] is not None:
-            grad_weight = matmul(g_rows, x.reshape(-1, weight.shape[1]), trans_a=True)
+            grad_weight = matmul(g_rows, x.reshape(self.rows, weight.shape[1]), trans_a=True)
         if len(self.parents) == 3 and self.parents[2] is not None:
             grad_bias = g_rows.sum(axis=0)
         grads = (grad_x, grad_weight, grad_bias)[:len(self.parents)]
@@ -172,9 +173,9 @@ class _Linear(Op):
     def _vjp_recorded(self, g):
         """Compute the same VJP with Tensor ops, so that it is itself differentiable."""
         x, weight = self.saved("x"), self.saved("weight")
-        g_rows = ops.reshape(g, (-1, weight.shape[0]))
+        g_rows = ops.reshape(g, (self.rows, weight.shape[0]))
         grad_x = ops.reshape(ops.matmul(g_rows, weight), x.shape)
-        grad_weight = ops.matmul(ops.transpose(g_rows), ops.reshape(x, (-1, weight.shape[1])))
+        grad_weight = ops.matmul(ops.transpose(g_rows), ops.reshape(x, (self.rows, weight.shape[1])))
         grads = (grad_x, grad_weight, ops.sum(g_rows, axis=0))
         return grads[:len(self.parents)]
 
@@ -293,9 +294,9 @@ class _LayerNorm(Op):
         self.has_bias = has_bias
 
     def forward(self, x, *affine):
-        rows = x.reshape(-1, self.count)
-        x_hat = rows - rows.mean(axis=1, keepdims=True)
-        rstd = np.mean(x_hat * x_hat, axis=1, keepdims=True)
+        rows = x.reshape(x.size // self.count if self.count else 0, self.count)
+        x_hat = rows - rows.mean(axis=1, keepdims=True) if x.size else rows.copy()
+        rstd = np.mean(x_hat * x_hat, axis=1, keepdims=True) if x.size else x_hat[:, :1].copy()
         rstd += self.eps
         np.sqrt(rstd, out=rstd)
         np.reciprocal(rstd, out=rstd)
@@ -315,7 +316,7 @@ class _LayerNorm(Op):
         if is_grad_enabled():
             return self._vjp_recorded(g)
         x_hat, rstd = self.saved("x_hat").data, self.saved("rstd").data
-        g_rows = g.data.reshape(-1, self.count)
+        g_rows = g.data.reshape(x_hat.shape)
         grads = []
 
         # weight: Σ_rows g·x̂. The same product, times w, is gw·x̂ for dx below.
@@ -329,11 +330,12 @@ class _LayerNorm(Op):
             g_w = g_rows.copy()
 
         # dx = rstd · (gw − mean(gw) − x̂ · mean(gw·x̂)), reusing g_x_hat for the last term.
-        mean_g_x_hat = g_x_hat.mean(axis=1, keepdims=True)
-        g_w -= g_w.mean(axis=1, keepdims=True)
-        np.multiply(x_hat, mean_g_x_hat, out=g_x_hat)
-        g_w -= g_x_hat
-        g_w *= rstd
+        if g_w.size:  # an empty input has no means to take (and no gradient to fill)
+            mean_g_x_hat = g_x_hat.mean(axis=1, keepdims=True)
+            g_w -= g_w.mean(axis=1, keepdims=True)
+            np.multiply(x_hat, mean_g_x_hat, out=g_x_hat)
+            g_w -= g_x_hat
+            g_w *= rstd
         grads.append(g_w.reshape(g.shape))
 
         if self.has_weight:
@@ -346,11 +348,12 @@ class _LayerNorm(Op):
         """Compute the same VJP with Tensor ops from x, so that it is itself differentiable."""
         x = self.saved("x")
         shape = x.shape
-        rows = ops.reshape(x, (-1, self.count))
+        row_shape = (x.size // self.count if self.count else 0, self.count)
+        rows = ops.reshape(x, row_shape)
         centered = rows - ops.mean(rows, axis=1, keepdims=True)
         rstd = 1.0 / ops.sqrt(ops.mean(centered * centered, axis=1, keepdims=True) + self.eps)
         x_hat = centered * rstd
-        g_rows = ops.reshape(g, (-1, self.count))
+        g_rows = ops.reshape(g, row_shape)
         grads = []
 
         g_w = g_rows
