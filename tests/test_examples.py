@@ -7,8 +7,6 @@ checkpoint ends with exactly the weights of an uninterrupted run.
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,23 +14,7 @@ import pytest
 import minireparam as mr
 from minireparam.models.training import CHECKPOINT_NAME
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(REPOSITORY, "examples")
-
-
-def run_example(name, *arguments, expect_failure=False):
-    command = [sys.executable, os.path.join(EXAMPLES, name), "--no-progress", *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, timeout=300)
-    if expect_failure:
-        assert completed.returncode != 0, f"{name} {arguments} should fail:\n{completed.stdout}"
-    else:
-        assert completed.returncode == 0, f"{name} {arguments} failed:\n{completed.stdout}\n{completed.stderr}"
-    return completed
-
-
-def read_metrics(out):
-    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as stream:
-        return json.load(stream)
+from example_runs import read_metrics, run_example
 
 
 def assert_trained(out, steps):

@@ -4,33 +4,14 @@ Each run must exit 0, lower its loss, and write its metrics, checkpoint and pict
 the temporary --out folder. The seq2seq and WGAN-GP runs also check that a run resumed
 from a checkpoint ends with exactly the weights of an uninterrupted run.
 """
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 
 import minireparam as mr
 from minireparam.models.training import CHECKPOINT_NAME
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(REPOSITORY, "examples")
-
-
-def run_example(name, *arguments, expect_failure=False):
-    command = [sys.executable, os.path.join(EXAMPLES, name), "--no-progress", *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY, timeout=300)
-    if expect_failure:
-        assert completed.returncode != 0, f"{name} {arguments} should fail:\n{completed.stdout}"
-    else:
-        assert completed.returncode == 0, f"{name} {arguments} failed:\n{completed.stdout}\n{completed.stderr}"
-    return completed
-
-
-def read_metrics(out):
-    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as stream:
-        return json.load(stream)
+from example_runs import read_metrics, run_example
 
 
 def assert_loss_fell(metrics, first="initial_loss", last="final_loss"):
