@@ -142,7 +142,7 @@ def test_fused_backward_gemm_count(rng, monkeypatch, layer_type, gemms_per_step)
                 return function(*args, **kwargs)
             return wrapper
 
-        for name in ("matmul", "gemm"):
+        for name in ("matmul", "gemm", "gemm_packed"):
             monkeypatch.setattr(kernels, name, counting(getattr(kernels, name)))
         output.sum().backward()
     assert len(calls) == steps * gemms_per_step + 3, calls

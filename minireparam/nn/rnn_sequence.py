@@ -76,8 +76,9 @@ class LSTMSequence(Op):
         cs = np.empty((steps + 1, batch, hidden), dtype=x.dtype)      # c_0 .. c_T
         tanh_cs = np.empty((steps, batch, hidden), dtype=x.dtype)     # tanh(c_1) .. tanh(c_T)
         hs[0], cs[0] = h0, c0
+        w_hh_t = kernels.pack_b(w_hh, trans_b=True)                   # W_hhᵀ (H, 4H), packed once for T GEMMs
         for t in range(steps):
-            kernels.gemm(hs[t], w_hh, pre[t], trans_b=True, beta=1.0)
+            kernels.gemm_packed(hs[t], w_hh_t, pre[t], beta=1.0)
             fused.lstm_cell_forward(pre[t], cs[t], gates[t], cs[t + 1], tanh_cs[t], hs[t + 1])
 
         self.save_input("x", 0)
@@ -102,10 +103,11 @@ class LSTMSequence(Op):
         dc = np.array(g[steps])        # cotangent of c_t from later steps, carried in place
         scratch = np.empty_like(dc)
         gate_grads = np.empty_like(gates)
+        w_hh_packed = kernels.pack_b(w_hh)                            # (4H, H), packed once for T GEMMs
         for t in reversed(range(steps)):
             dh += g[t]
             fused.lstm_cell_backward(dh, dc, gates[t], cs[t], tanh_cs[t], gate_grads[t], dc, scratch)
-            kernels.gemm(gate_grads[t], w_hh, dh)                     # to h_{t-1} through W_hh
+            kernels.gemm_packed(gate_grads[t], w_hh_packed, dh)       # to h_{t-1} through W_hh
 
         matmul = kernels.matmul
         rows, d_w_ih, d_w_hh = _weight_gradients(matmul, gate_grads, x, hs[:steps])
@@ -145,10 +147,11 @@ class GRUSequence(Op):
         hs = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
         recurrent = np.empty((batch, 3 * hidden), dtype=x.dtype)         # W_hh·h + b_hh of one step
         hs[0] = h0
+        w_hh_t = kernels.pack_b(w_hh, trans_b=True)                      # W_hhᵀ (H, 3H), packed once for T GEMMs
         for t in range(steps):
             if biases:
                 recurrent[...] = biases[1]
-            kernels.gemm(hs[t], w_hh, recurrent, trans_b=True, beta=1.0 if biases else 0.0)
+            kernels.gemm_packed(hs[t], w_hh_t, recurrent, beta=1.0 if biases else 0.0)
             r_z = gates[t, :, :2 * hidden]
             np.add(projected[t, :, :2 * hidden], recurrent[:, :2 * hidden], out=r_z)
             fused.sigmoid_into(r_z, r_z)
@@ -183,6 +186,7 @@ class GRUSequence(Op):
         scratch = np.empty_like(dh)
         input_grads = np.empty_like(gates)       # d(pre-activation) of the input projection
         recurrent_grads = np.empty_like(gates)   # d(W_hh·h + b_hh)
+        w_hh_packed = kernels.pack_b(w_hh)       # (3H, H), packed once for T GEMMs
         for t in reversed(range(steps)):
             dh += g[t]
             r, z, n = _gru_blocks(gates[t], hidden)
@@ -208,7 +212,7 @@ class GRUSequence(Op):
             recurrent_grads[t, :, :2 * hidden] = input_grads[t, :, :2 * hidden]
             np.multiply(d_n, r, out=recurrent_grads[t, :, 2 * hidden:])
             dh *= z
-            kernels.gemm(recurrent_grads[t], w_hh, dh, beta=1.0)  # to h_{t-1}: dh·z + d_recurrent·W_hh
+            kernels.gemm_packed(recurrent_grads[t], w_hh_packed, dh, beta=1.0)  # to h_{t-1}: dh·z + d_recurrent·W_hh
 
         matmul = kernels.matmul
         steps_batch = steps * x.shape[1]
