@@ -514,8 +514,8 @@ static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const
     }
 }
 
-/* Where matrix `index` of a two-level batch starts, for one operand: the batch is
- * walked row-major over (BT0, BT1), so index = i * BT1 + j is at i * stride0 + j * stride1. */
+/* Offset of matrix `index` of a two-level batch in one operand. The batch is walked
+ * row-major over (BT0, BT1), so index = i * BT1 + j starts at i * stride0 + j * stride1. */
 static inline int64_t SFX(batch_offset)(int64_t index, int64_t BT1, int64_t stride0, int64_t stride1)
 {
     return (index / BT1) * stride0 + (index % BT1) * stride1;
@@ -678,8 +678,8 @@ int SFX(mr_gemm)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b
  * GEMM against a pre-packed op(B). A B that many calls share (an RNN's recurrent
  * weight over its time steps) is packed once into the micro-panels of rung 4, and each
  * call then packs only A. The packed buffer starts with an mr_packed_b_header (see
- * gemm.c); the panels follow it, one K block of kc rows after the other, and block pc
- * holds ceil(N / nr) panels of (kc, nr), zero-padded past N:
+ * gemm.c), and the panels follow it. They come one K block of kc rows after the other,
+ * and each block contains ceil(N / nr) panels of (kc, nr), zero-padded past N:
  *   panels  (ceil(K / kc), ceil(N / nr), kc, nr)    the last K block has K % kc rows
  */
 
@@ -728,8 +728,9 @@ int SFX(mr_gemm_pack_b)(void* packed, int64_t packed_bytes, const real* b, int64
 }
 
 /*
- * Columns [j0, j0 + cols) of C = alpha * op(A) @ B + beta * C on the calling thread,
- * with B pre-packed: loops 5 to 1 of rung 4, without packing B. j0 is a multiple of nr.
+ * Computes columns [j0, j0 + cols) of C = alpha * op(A) @ B + beta * C on the calling
+ * thread, with B pre-packed: loops 5 to 1 of rung 4, without packing B. j0 is a
+ * multiple of nr.
  *   c       (M, ldc), columns j0 .. j0 + cols - 1 written
  *   panels  the packed B of a (K, N) operand
  */
@@ -751,8 +752,8 @@ static int SFX(gemm_prepacked_block)(real* c, int64_t ldc, const real* a, int64_
         for (int64_t pc = 0; pc < K; pc += cfg->kc) {
             const int64_t kc = MR_MIN(cfg->kc, K - pc);
             const real beta_block = (pc == 0) ? beta : (real)1;
-            /* Panel jc / nr of K block pc: the earlier blocks hold pc rows of `width`
-             * columns, and each earlier panel of this block kc * nr values. */
+            /* Panel jc / nr of K block pc: the earlier blocks contain pc rows of `width`
+             * columns, and each earlier panel of this block contains kc * nr values. */
             const real* b_block = panels + pc * width + jc * kc;
             for (int64_t ic = 0; ic < M; ic += cfg->mc) {
                 const int64_t mc = MR_MIN(cfg->mc, M - ic);

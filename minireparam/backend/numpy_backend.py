@@ -108,7 +108,7 @@ def gemm_packed(a, packed, c, trans_a=False, alpha=1.0, beta=0.0):
     Args:
         a: (M, K), or (K, M) when ``trans_a``.
         packed: the PackedMatrix of op(b), shape (K, N), from this backend's ``pack_b``.
-        c: (M, N) array written in place; its values are ignored when beta = 0.
+        c: (M, N) array written in place. Its values are ignored when beta = 0.
     """
     _checks.gemm_packed_shapes("gemm_packed", a, packed, PackedMatrix, c, trans_a)
     op_a = a.T if trans_a else a
