@@ -514,6 +514,13 @@ static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const
     }
 }
 
+/* Offset of matrix `index` of a two-level batch in one operand. The batch is walked
+ * row-major over (BT0, BT1), so index = i * BT1 + j starts at i * stride0 + j * stride1. */
+static inline int64_t SFX(batch_offset)(int64_t index, int64_t BT1, int64_t stride0, int64_t stride1)
+{
+    return (index / BT1) * stride0 + (index % BT1) * stride1;
+}
+
 /*
  * Rung 5, threads: the batch and the matrices are cut into independent work items,
  * each a block of C that one thread computes with the single-threaded rung above,
@@ -522,14 +529,17 @@ static int SFX(gemm_one)(real* c, int64_t ldc, const real* a, int64_t lda, const
  * Within a matrix the cut runs along the longer side of C, on micro-tile
  * boundaries: splitting N shares A (read by every thread from the shared L3), and
  * splitting M shares B. The number of pieces per matrix is chosen so the item count
- * is a multiple of the thread count. One OpenMP parallel region per call.
+ * is a multiple of the thread count. One OpenMP parallel region per call, for all
+ * BT0 * BT1 matrices of a two-level batch.
  */
-static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda,
-                              int64_t stride_a, const real* b, int64_t ldb, int64_t stride_b, int64_t BT,
-                              int64_t M, int64_t N, int64_t K, int ta, int tb, real alpha, real beta,
-                              int variant, int threads, const SFX(mr_gemm_config)* cfg)
+static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c0, int64_t stride_c1, const real* a,
+                              int64_t lda, int64_t stride_a0, int64_t stride_a1, const real* b, int64_t ldb,
+                              int64_t stride_b0, int64_t stride_b1, int64_t BT0, int64_t BT1, int64_t M, int64_t N,
+                              int64_t K, int ta, int tb, real alpha, real beta, int variant, int threads,
+                              const SFX(mr_gemm_config)* cfg)
 {
     /* Pieces per matrix: threads / gcd(BT, threads), so BT * pieces divides evenly. */
+    const int64_t BT = BT0 * BT1;
     int64_t g = threads, r = BT;
     while (r != 0) {
         const int64_t t = g % r;
@@ -563,9 +573,9 @@ static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real
                 continue;
             }
             const int64_t len = MR_MIN(chunk, extent - start);
-            real* c_b = c + bt * stride_c;
-            const real* a_b = a + bt * stride_a;
-            const real* b_b = b + bt * stride_b;
+            real* c_b = c + SFX(batch_offset)(bt, BT1, stride_c0, stride_c1);
+            const real* a_b = a + SFX(batch_offset)(bt, BT1, stride_a0, stride_a1);
+            const real* b_b = b + SFX(batch_offset)(bt, BT1, stride_b0, stride_b1);
             int s;
             if (split_n) {
                 s = SFX(gemm_one)(c_b + start, ldc, a_b, lda, SFX(sub_b)(b_b, ldb, tb, 0, start), ldb, M, len, K, ta,
@@ -592,12 +602,26 @@ static int SFX(gemm_threaded)(real* c, int64_t ldc, int64_t stride_c, const real
  * microseconds, about the time of a 128^3 product on one core. */
 #define MR_GEMM_THREAD_MIN_FLOPS (2.0 * 128 * 128 * 128)
 
-int SFX(mr_gemm_batched)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda, int64_t stride_a,
-                         const real* b, int64_t ldb, int64_t stride_b, int64_t BT, int64_t M, int64_t N, int64_t K,
-                         int trans_a, int trans_b, real alpha, real beta, int variant)
+/* Thread count for a call of `flops` on `variant`: only the threaded and auto variants
+ * use more than one, and auto only when the whole call has enough work. */
+static int SFX(gemm_threads)(int variant, double flops)
 {
-    /* Phase 1: validate sizes and leading dimensions. */
-    if (BT < 0 || M < 0 || N < 0 || K < 0 || stride_a < 0 || stride_b < 0 || stride_c < 0) {
+    if (variant == MR_GEMM_THREADED || (variant == MR_GEMM_AUTO && flops >= MR_GEMM_THREAD_MIN_FLOPS)) {
+        return mr_max_threads();
+    }
+    return 1;
+}
+
+int SFX(mr_gemm_batched2)(real* c, int64_t ldc, int64_t stride_c0, int64_t stride_c1, const real* a, int64_t lda,
+                          int64_t stride_a0, int64_t stride_a1, const real* b, int64_t ldb, int64_t stride_b0,
+                          int64_t stride_b1, int64_t BT0, int64_t BT1, int64_t M, int64_t N, int64_t K, int trans_a,
+                          int trans_b, real alpha, real beta, int variant)
+{
+    /* Phase 1: validate sizes, strides and leading dimensions. */
+    if (BT0 < 0 || BT1 < 0 || M < 0 || N < 0 || K < 0) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (stride_a0 < 0 || stride_a1 < 0 || stride_b0 < 0 || stride_b1 < 0 || stride_c0 < 0 || stride_c1 < 0) {
         return MR_ERR_INVALID_ARGUMENT;
     }
     if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1)) {
@@ -609,36 +633,220 @@ int SFX(mr_gemm_batched)(real* c, int64_t ldc, int64_t stride_c, const real* a, 
     if (ldc < MR_MAX(N, 1) || lda < MR_MAX(trans_a ? M : K, 1) || ldb < MR_MAX(trans_b ? K : N, 1)) {
         return MR_ERR_INVALID_ARGUMENT;
     }
-    if (BT == 0 || M == 0 || N == 0) {
+    if (BT0 == 0 || BT1 == 0 || M == 0 || N == 0) {
         return MR_OK;
     }
     const SFX(mr_gemm_config)* cfg = SFX(mr_gemm_config_get)();
 
-    /* Phase 2: pick the thread count. Only the threaded and auto variants use more
-     * than one, and auto only when the whole call has enough work. */
-    const double flops = 2.0 * (double)BT * (double)M * (double)N * (double)K;
-    int threads = 1;
-    if (variant == MR_GEMM_THREADED || (variant == MR_GEMM_AUTO && flops >= MR_GEMM_THREAD_MIN_FLOPS)) {
-        threads = mr_max_threads();
-    }
+    /* Phase 2: pick the thread count from the work of the whole call. */
+    const double flops = 2.0 * (double)BT0 * (double)BT1 * (double)M * (double)N * (double)K;
+    const int threads = SFX(gemm_threads)(variant, flops);
 
     /* Phase 3: run. */
     if (threads > 1) {
-        return SFX(gemm_threaded)(c, ldc, stride_c, a, lda, stride_a, b, ldb, stride_b, BT, M, N, K, trans_a,
-                                  trans_b, alpha, beta, variant, threads, cfg);
+        return SFX(gemm_threaded)(c, ldc, stride_c0, stride_c1, a, lda, stride_a0, stride_a1, b, ldb, stride_b0,
+                                  stride_b1, BT0, BT1, M, N, K, trans_a, trans_b, alpha, beta, variant, threads, cfg);
     }
-    for (int64_t bt = 0; bt < BT; bt++) {
-        const int s = SFX(gemm_one)(c + bt * stride_c, ldc, a + bt * stride_a, lda, b + bt * stride_b, ldb, M, N, K,
-                                    trans_a, trans_b, alpha, beta, variant, cfg);
-        if (s != MR_OK) {
-            return s;
+    for (int64_t i = 0; i < BT0; i++) {
+        for (int64_t j = 0; j < BT1; j++) {
+            const int s = SFX(gemm_one)(c + i * stride_c0 + j * stride_c1, ldc, a + i * stride_a0 + j * stride_a1,
+                                        lda, b + i * stride_b0 + j * stride_b1, ldb, M, N, K, trans_a, trans_b, alpha,
+                                        beta, variant, cfg);
+            if (s != MR_OK) {
+                return s;
+            }
         }
     }
     return MR_OK;
+}
+
+int SFX(mr_gemm_batched)(real* c, int64_t ldc, int64_t stride_c, const real* a, int64_t lda, int64_t stride_a,
+                         const real* b, int64_t ldb, int64_t stride_b, int64_t BT, int64_t M, int64_t N, int64_t K,
+                         int trans_a, int trans_b, real alpha, real beta, int variant)
+{
+    return SFX(mr_gemm_batched2)(c, ldc, 0, stride_c, a, lda, 0, stride_a, b, ldb, 0, stride_b, 1, BT, M, N, K,
+                                 trans_a, trans_b, alpha, beta, variant);
 }
 
 int SFX(mr_gemm)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b, int64_t ldb, int64_t M, int64_t N,
                  int64_t K, int trans_a, int trans_b, real alpha, real beta, int variant)
 {
     return SFX(mr_gemm_batched)(c, ldc, 0, a, lda, 0, b, ldb, 0, 1, M, N, K, trans_a, trans_b, alpha, beta, variant);
+}
+
+/*
+ * GEMM against a pre-packed op(B). A B that many calls share (an RNN's recurrent
+ * weight over its time steps) is packed once into the micro-panels of rung 4, and each
+ * call then packs only A. The packed buffer starts with an mr_packed_b_header (see
+ * gemm.c), and the panels follow it. They come one K block of kc rows after the other,
+ * and each block contains ceil(N / nr) panels of (kc, nr), zero-padded past N:
+ *   panels  (ceil(K / kc), ceil(N / nr), kc, nr)    the last K block has K % kc rows
+ */
+
+/* Bytes of a packed (K, N) operand for the kernel set `cfg`: the header, then the panels. */
+static int64_t SFX(packed_b_bytes)(int64_t K, int64_t N, const SFX(mr_gemm_config)* cfg)
+{
+    return MR_PACKED_B_HEADER_BYTES + MR_ROUND_UP(N, cfg->nr) * K * (int64_t)sizeof(real);
+}
+
+int SFX(mr_gemm_pack_b_bytes)(int64_t* bytes, int64_t K, int64_t N)
+{
+    if (bytes == NULL || K < 0 || N < 0) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    *bytes = SFX(packed_b_bytes)(K, N, SFX(mr_gemm_config_get)());
+    return MR_OK;
+}
+
+int SFX(mr_gemm_pack_b)(void* packed, int64_t packed_bytes, const real* b, int64_t ldb, int64_t K, int64_t N,
+                        int trans_b)
+{
+    const SFX(mr_gemm_config)* cfg = SFX(mr_gemm_config_get)();
+    if (packed == NULL || (uintptr_t)packed % MR_PACKED_B_ALIGNMENT != 0 || K < 0 || N < 0) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if ((trans_b != 0 && trans_b != 1) || ldb < MR_MAX(trans_b ? K : N, 1)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    const int64_t bytes = SFX(packed_b_bytes)(K, N, cfg);
+    if (packed_bytes < bytes) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+
+    const mr_packed_b_header header = {
+        .magic = MR_PACKED_B_MAGIC, .item_size = (int64_t)sizeof(real), .K = K, .N = N,
+        .kc = cfg->kc, .nr = cfg->nr, .bytes = bytes, .reserved = 0,
+    };
+    memcpy(packed, &header, sizeof(header));
+    real* panels = (real*)((char*)packed + MR_PACKED_B_HEADER_BYTES);
+    const int64_t width = MR_ROUND_UP(N, cfg->nr);
+    for (int64_t pc = 0; pc < K && N > 0; pc += cfg->kc) {
+        const int64_t kc = MR_MIN(cfg->kc, K - pc);
+        cfg->pack_b(panels + pc * width, SFX(sub_b)(b, ldb, trans_b, pc, 0), ldb, trans_b, kc, N, cfg->nr);
+    }
+    return MR_OK;
+}
+
+/*
+ * Computes columns [j0, j0 + cols) of C = alpha * op(A) @ B + beta * C on the calling
+ * thread, with B pre-packed: loops 5 to 1 of rung 4, without packing B. j0 is a
+ * multiple of nr.
+ *   c       (M, ldc), columns j0 .. j0 + cols - 1 written
+ *   panels  the packed B of a (K, N) operand
+ */
+static int SFX(gemm_prepacked_block)(real* c, int64_t ldc, const real* a, int64_t lda, int ta, const real* panels,
+                                     int64_t M, int64_t N, int64_t K, int64_t j0, int64_t cols, real alpha,
+                                     real beta, const SFX(mr_gemm_config)* cfg)
+{
+    const int mr = cfg->mr;
+    const int64_t width = MR_ROUND_UP(N, cfg->nr);
+    const int64_t kc_max = MR_MIN(cfg->kc, K);
+    const int64_t mc_max = MR_MIN(cfg->mc, MR_ROUND_UP(M, mr));
+    real* a_packed = (real*)mr_scratch(0, (size_t)(MR_ROUND_UP(mc_max, mr) * kc_max) * sizeof(real));
+    if (a_packed == NULL) {
+        return MR_ERR_OUT_OF_MEMORY;
+    }
+
+    for (int64_t jc = j0; jc < j0 + cols; jc += cfg->nc) {
+        const int64_t nc = MR_MIN(cfg->nc, j0 + cols - jc);
+        for (int64_t pc = 0; pc < K; pc += cfg->kc) {
+            const int64_t kc = MR_MIN(cfg->kc, K - pc);
+            const real beta_block = (pc == 0) ? beta : (real)1;
+            /* Panel jc / nr of K block pc: the earlier blocks contain pc rows of `width`
+             * columns, and each earlier panel of this block contains kc * nr values. */
+            const real* b_block = panels + pc * width + jc * kc;
+            for (int64_t ic = 0; ic < M; ic += cfg->mc) {
+                const int64_t mc = MR_MIN(cfg->mc, M - ic);
+                cfg->pack_a(a_packed, SFX(sub_a)(a, lda, ta, ic, pc), lda, ta, mc, kc, mr);
+                SFX(macro_kernel)(cfg, mc, nc, kc, a_packed, b_block, c + ic * ldc + jc, ldc, alpha, beta_block);
+            }
+        }
+    }
+    return MR_OK;
+}
+
+/* The threaded form of gemm_prepacked_block over all of C: as rung 5, C is cut along its
+ * longer side on micro-tile boundaries, one piece per thread. */
+static int SFX(gemm_prepacked_threaded)(real* c, int64_t ldc, const real* a, int64_t lda, int ta,
+                                        const real* panels, int64_t M, int64_t N, int64_t K, real alpha, real beta,
+                                        int threads, const SFX(mr_gemm_config)* cfg)
+{
+    const int split_n = N >= M;
+    const int64_t tile = split_n ? cfg->nr : cfg->mr;
+    const int64_t extent = split_n ? N : M;
+    const int64_t chunk = MR_ROUND_UP((extent + threads - 1) / threads, tile);
+    int status = MR_OK;
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        int my_status = MR_OK;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int64_t piece = 0; piece < threads; piece++) {
+            const int64_t start = piece * chunk;
+            if (start >= extent) {
+                continue;
+            }
+            const int64_t len = MR_MIN(chunk, extent - start);
+            int s;
+            if (split_n) {
+                s = SFX(gemm_prepacked_block)(c, ldc, a, lda, ta, panels, M, N, K, start, len, alpha, beta, cfg);
+            } else {
+                s = SFX(gemm_prepacked_block)(c + start * ldc, ldc, SFX(sub_a)(a, lda, ta, start, 0), lda, ta,
+                                              panels, len, N, K, 0, N, alpha, beta, cfg);
+            }
+            if (s != MR_OK) {
+                my_status = s;
+            }
+        }
+        if (my_status != MR_OK) {
+#ifdef _OPENMP
+#pragma omp critical(mr_gemm_status)
+#endif
+            status = my_status;
+        }
+    }
+    return status;
+}
+
+int SFX(mr_gemm_prepacked)(real* c, int64_t ldc, const real* a, int64_t lda, const void* packed, int64_t M,
+                           int trans_a, real alpha, real beta)
+{
+    /* Phase 1: validate the packed operand against the active kernel set, then the rest. */
+    const SFX(mr_gemm_config)* cfg = SFX(mr_gemm_config_get)();
+    if (packed == NULL || (uintptr_t)packed % MR_PACKED_B_ALIGNMENT != 0) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    mr_packed_b_header header;
+    memcpy(&header, packed, sizeof(header));
+    if (header.magic != MR_PACKED_B_MAGIC || header.item_size != (int64_t)sizeof(real) || header.K < 0 ||
+        header.N < 0 || header.kc != cfg->kc || header.nr != cfg->nr ||
+        header.bytes != SFX(packed_b_bytes)(header.K, header.N, cfg)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    const int64_t K = header.K, N = header.N;
+    if (M < 0 || (trans_a != 0 && trans_a != 1)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (ldc < MR_MAX(N, 1) || lda < MR_MAX(trans_a ? M : K, 1)) {
+        return MR_ERR_INVALID_ARGUMENT;
+    }
+    if (M == 0 || N == 0) {
+        return MR_OK;
+    }
+    if (K == 0 || alpha == (real)0) {
+        SFX(scale_c)(c, ldc, M, N, beta);
+        return MR_OK;
+    }
+
+    /* Phase 2: run, on threads when the product has enough work (as the auto variant). */
+    const real* panels = (const real*)((const char*)packed + MR_PACKED_B_HEADER_BYTES);
+    const int threads = SFX(gemm_threads)(MR_GEMM_AUTO, 2.0 * (double)M * (double)N * (double)K);
+    if (threads > 1) {
+        return SFX(gemm_prepacked_threaded)(c, ldc, a, lda, trans_a, panels, M, N, K, alpha, beta, threads, cfg);
+    }
+    return SFX(gemm_prepacked_block)(c, ldc, a, lda, trans_a, panels, M, N, K, 0, N, alpha, beta, cfg);
 }

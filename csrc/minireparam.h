@@ -4,6 +4,7 @@
  * Dimension legend (used in every shape comment below and in the .c files):
  *   M, N, K  GEMM sizes: op(A) is (M, K), op(B) is (K, N), C is (M, N)
  *   BT       number of matrices in a batched GEMM
+ *   BT0, BT1 outer and inner batch sizes of a two-level batched GEMM (BT0 * BT1 matrices)
  *   R        number of rows: of a softmax (every leading axis flattened), or the
  *            examples of a cross-entropy
  *   C        length of a softmax row, or number of classes in cross-entropy
@@ -84,6 +85,63 @@ int mr_gemm_f32(float* c, int64_t ldc, const float* a, int64_t lda, const float*
 int mr_gemm_f64(double* c, int64_t ldc, const double* a, int64_t lda, const double* b, int64_t ldb,
                 int64_t M, int64_t N, int64_t K, int trans_a, int trans_b,
                 double alpha, double beta, int variant);
+
+/*
+ * GEMM, batched over two levels: for i in [0, BT0) and j in [0, BT1):
+ *     C_ij = alpha * op(A_ij) @ op(B_ij) + beta * C_ij
+ * with X_ij = X + i * stride_x0 + j * stride_x1, for operands whose two batch axes
+ * cannot be merged into one stride (the (batch, heads) views of attention). Every
+ * matrix runs in this one call, on the thread team when the whole call has enough work.
+ * Same contract as mr_gemm_batched otherwise: strides of 0 broadcast, and the
+ * BT0 * BT1 output matrices must not overlap each other, A or B.
+ *   c        (BT0, BT1, M, ldc)  at strides (stride_c0, stride_c1)
+ *   a        (BT0, BT1, M, lda) or (BT0, BT1, K, lda) when trans_a == 1
+ *   b        (BT0, BT1, K, ldb) or (BT0, BT1, N, ldb) when trans_b == 1
+ *   variant  one of MR_GEMM_*
+ * Returns MR_ERR_INVALID_ARGUMENT for negative sizes or strides or too small leading
+ * dimensions, MR_ERR_OUT_OF_MEMORY when packing buffers cannot be allocated.
+ */
+int mr_gemm_batched2_f32(float* c, int64_t ldc, int64_t stride_c0, int64_t stride_c1,
+                         const float* a, int64_t lda, int64_t stride_a0, int64_t stride_a1,
+                         const float* b, int64_t ldb, int64_t stride_b0, int64_t stride_b1,
+                         int64_t BT0, int64_t BT1, int64_t M, int64_t N, int64_t K,
+                         int trans_a, int trans_b, float alpha, float beta, int variant);
+int mr_gemm_batched2_f64(double* c, int64_t ldc, int64_t stride_c0, int64_t stride_c1,
+                         const double* a, int64_t lda, int64_t stride_a0, int64_t stride_a1,
+                         const double* b, int64_t ldb, int64_t stride_b0, int64_t stride_b1,
+                         int64_t BT0, int64_t BT1, int64_t M, int64_t N, int64_t K,
+                         int trans_a, int trans_b, double alpha, double beta, int variant);
+
+/*
+ * GEMM against a B packed once and reused by many calls (an RNN's recurrent weight
+ * over its time steps), so each call packs only A:
+ *     mr_gemm_pack_b_bytes  writes the size of the packed form of a (K, N) op(B);
+ *     mr_gemm_pack_b        packs op(B) into a caller-owned buffer of that size;
+ *     mr_gemm_prepacked     C = alpha * op(A) @ op(B) + beta * C with that buffer.
+ * The packed form is a snapshot: a later change to B needs a new mr_gemm_pack_b. It
+ * depends on the active kernel set, so pack after any mr_force_portable call: a buffer
+ * packed for another dtype or kernel set is rejected (MR_ERR_INVALID_ARGUMENT), never
+ * misread. The buffer must start on a 64-byte boundary. mr_gemm_prepacked uses the
+ * thread team as the auto variant does. Other conventions as in mr_gemm.
+ *   bytes   (1,)            overwritten with the packed size in bytes
+ *   packed  (packed_bytes,) opaque; written by mr_gemm_pack_b, read by mr_gemm_prepacked
+ *   b       (K, ldb) when trans_b == 0, ldb >= N;  (N, ldb) when trans_b == 1, ldb >= K
+ *   c       (M, ldc)        ldc >= N, with K and N from the packed buffer
+ *   a       (M, lda) when trans_a == 0, lda >= K;  (K, lda) when trans_a == 1, lda >= M
+ * Returns MR_ERR_INVALID_ARGUMENT for negative sizes, too small leading dimensions or
+ * buffers, a misaligned or foreign packed buffer, MR_ERR_OUT_OF_MEMORY when the buffer
+ * for packing A cannot be allocated.
+ */
+int mr_gemm_pack_b_bytes_f32(int64_t* bytes, int64_t K, int64_t N);
+int mr_gemm_pack_b_bytes_f64(int64_t* bytes, int64_t K, int64_t N);
+int mr_gemm_pack_b_f32(void* packed, int64_t packed_bytes, const float* b, int64_t ldb,
+                       int64_t K, int64_t N, int trans_b);
+int mr_gemm_pack_b_f64(void* packed, int64_t packed_bytes, const double* b, int64_t ldb,
+                       int64_t K, int64_t N, int trans_b);
+int mr_gemm_prepacked_f32(float* c, int64_t ldc, const float* a, int64_t lda, const void* packed,
+                          int64_t M, int trans_a, float alpha, float beta);
+int mr_gemm_prepacked_f64(double* c, int64_t ldc, const double* a, int64_t lda, const void* packed,
+                          int64_t M, int trans_a, double alpha, double beta);
 
 /*
  * Softmax and log-softmax over each row of a contiguous (R, C) array.

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minireparam.backend as backend
+import minireparam.kernels as kernels
 from minireparam.errors import DTypeError, ShapeError
 
 VARIANTS = list(backend.GEMM_VARIANTS)
@@ -262,6 +263,252 @@ def test_threaded_matches_one_thread(kb):
         kernels.set_num_threads(before)
     # Each thread runs the same packed kernel on its block, so the sums are identical.
     np.testing.assert_array_equal(one, three)
+
+
+# Two-level batches as attention makes them: a head-split view (B, T, H·D) -> (B, H, T, D)
+# has batch strides that do not merge into one. Also its column-major form, broadcasts
+# (stride 0) on either level and plain contiguous arrays.
+BATCH2_LAYOUTS = ["head_split", "head_split_transposed", "broadcast_inner", "broadcast_outer", "contiguous"]
+
+
+def make_batched_operand(rng, outer, inner, rows, cols, dtype, layout):
+    """Return an (outer, inner, rows, cols) array of random values stored with the given layout."""
+    shape = (outer, inner, rows, cols)
+    if layout == "head_split":
+        base = rng.standard_normal((outer, rows, inner * cols)).astype(dtype)
+        return base.reshape(outer, rows, inner, cols).transpose(0, 2, 1, 3)
+    if layout == "head_split_transposed":  # unit stride on the rows, as a head-split kᵀ
+        base = rng.standard_normal((outer, cols, inner * rows)).astype(dtype)
+        return base.reshape(outer, cols, inner, rows).transpose(0, 2, 3, 1)
+    if layout == "broadcast_inner":
+        return np.broadcast_to(rng.standard_normal((outer, 1, rows, cols)).astype(dtype), shape)
+    if layout == "broadcast_outer":
+        return np.broadcast_to(rng.standard_normal((1, inner, rows, cols)).astype(dtype), shape)
+    if layout == "contiguous":
+        return rng.standard_normal(shape).astype(dtype)
+    raise ValueError(layout)
+
+
+@pytest.mark.parametrize("variant", ["auto", "naive", "packed", "threaded", "small"])
+@settings(**PROPERTY)
+@given(data=st.data())
+def test_two_level_batched_matmul(kb, variant, data):
+    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
+    outer, inner = data.draw(st.integers(0, 3), label="outer"), data.draw(st.sampled_from([0, 1, 2, 4]), label="inner")
+    M, N, K = (data.draw(st.integers(0, 33), label=name) for name in "MNK")
+    trans_a, trans_b = data.draw(st.booleans(), label="trans_a"), data.draw(st.booleans(), label="trans_b")
+    layout_a = data.draw(st.sampled_from(BATCH2_LAYOUTS), label="layout_a")
+    layout_b = data.draw(st.sampled_from(BATCH2_LAYOUTS), label="layout_b")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+    a = make_batched_operand(rng, outer, inner, *((K, M) if trans_a else (M, K)), dtype, layout_a)
+    b = make_batched_operand(rng, outer, inner, *((N, K) if trans_b else (K, N)), dtype, layout_b)
+    got = kb.matmul(a, b, trans_a=trans_a, trans_b=trans_b, variant=variant)
+    reference, magnitude = gemm_reference(a, b, trans_a, trans_b)
+    context = f"{kb.name} {variant} batch ({outer}, {inner}) M={M} N={N} K={K} ta={trans_a} tb={trans_b} " \
+              f"{layout_a}/{layout_b}"
+    assert_gemm_close(got, reference, magnitude, K, dtype, context)
+
+    # The same product accumulated into a head-split output (C goes through a temporary).
+    c_before = make_batched_operand(rng, outer, inner, M, N, dtype, "contiguous")
+    c = make_batched_operand(rng, outer, inner, M, N, dtype, "head_split")
+    c[...] = c_before
+    kb.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, beta=1.0, variant=variant)
+    assert_gemm_close(c, reference + c_before, magnitude + np.abs(c_before), K, dtype, context + " (gemm, beta=1)")
+
+
+def test_attention_products_take_one_c_call(monkeypatch):
+    if "c" not in backend.available():
+        pytest.skip(f"C backend not built: {backend.c_unavailable_reason()}")
+    from minireparam.backend import c_backend
+
+    calls = []
+    for dtype, function in list(c_backend._GEMM_BATCHED2.items()):
+        def counting(*args, function=function):
+            calls.append(args[12:14])  # (BT0, BT1)
+            return function(*args)
+        monkeypatch.setitem(c_backend._GEMM_BATCHED2, dtype, counting)
+
+    rng = np.random.default_rng(9)
+    batch, length, heads, head_dim = 3, 10, 4, 8
+    qkv = rng.standard_normal((batch, length, 3 * heads * head_dim)).astype(np.float32)
+    q, k, v = (qkv[..., i * heads * head_dim:(i + 1) * heads * head_dim]
+               .reshape(batch, length, heads, head_dim).transpose(0, 2, 1, 3) for i in range(3))
+    scores = c_backend.matmul(q, k, trans_b=True)
+    output = c_backend.matmul(scores, v)
+    assert calls == [(batch, heads), (batch, heads)], "each head-split product runs as one two-level C call"
+    reference = np.matmul(np.matmul(q.astype(np.float64), np.swapaxes(k, -1, -2)), v)
+    # float32 sums of 8 and then 10 terms of magnitude about 8 and 30.
+    np.testing.assert_allclose(output, reference, rtol=1e-4, atol=1e-4)
+
+    # Three batch axes that do not merge: the axes before the last two loop in Python.
+    calls.clear()
+    a = rng.standard_normal((2, 5, 3, 4, 6)).astype(np.float32).transpose(0, 2, 1, 3, 4)[:, :, ::2]
+    b = rng.standard_normal((2, 3, 3, 6, 5)).astype(np.float32)
+    got = c_backend.matmul(a, b)
+    assert calls == [(3, 3), (3, 3)], calls
+    np.testing.assert_allclose(got, np.matmul(a.astype(np.float64), b), rtol=1e-5, atol=1e-5)
+
+
+def test_two_level_threaded_matches_one_thread(kb):
+    rng = np.random.default_rng(12)
+    a = make_batched_operand(rng, 3, 4, 40, 24, np.float32, "head_split")
+    b = make_batched_operand(rng, 3, 4, 40, 24, np.float32, "head_split")
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(1)
+        one_thread = kb.matmul(a, b, trans_b=True, variant="threaded")
+        kernels.set_num_threads(3)  # more threads than cores, and not a divisor of the 12 matrices
+        three_threads = kb.matmul(a, b, trans_b=True, variant="threaded")
+    finally:
+        kernels.set_num_threads(before)
+    # Each thread runs the same packed kernel on its block, so the sums are identical.
+    np.testing.assert_array_equal(one_thread, three_threads)
+
+
+# ---- GEMM against a packed B ----------------------------------------------------------------------
+
+# Sizes around the micro-tiles (6 x 16, 6 x 8, 4 x 8), the K blocks (256, 384) and the
+# row blocks (96 to 144), so K blocking, row blocking and ragged edges are all reached.
+PACKED_SIZES = st.one_of(
+    st.integers(0, 20),
+    st.sampled_from([1, 6, 7, 16, 17, 97, 145, 255, 256, 257, 383, 384, 385]),
+)
+
+
+@settings(**PROPERTY)
+@given(data=st.data())
+def test_gemm_packed_matches_reference(kb, data):
+    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
+    M, N, K = (data.draw(PACKED_SIZES, label=name) for name in "MNK")
+    trans_a, trans_b = data.draw(st.booleans(), label="trans_a"), data.draw(st.booleans(), label="trans_b")
+    layout_a = data.draw(st.sampled_from(LAYOUTS), label="layout_a")
+    layout_b = data.draw(st.sampled_from(LAYOUTS), label="layout_b")
+    alpha = data.draw(st.sampled_from([1.0, -0.5, 2.0]), label="alpha")
+    beta = data.draw(st.sampled_from([0.0, 1.0, 0.25]), label="beta")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+    a = make_operand(rng, *((K, M) if trans_a else (M, K)), dtype, layout_a)
+    b = make_operand(rng, *((N, K) if trans_b else (K, N)), dtype, layout_b)
+    c_before = rng.standard_normal((M, N)).astype(dtype)
+    c = c_before.copy() if beta != 0.0 else np.full((M, N), np.nan, dtype)
+    packed = kb.pack_b(b, trans_b=trans_b)
+    result = kb.gemm_packed(a, packed, c, trans_a=trans_a, alpha=alpha, beta=beta)
+
+    product, magnitude = gemm_reference(a, b, trans_a, trans_b)
+    reference = alpha * product + (beta * c_before.astype(np.float64) if beta != 0.0 else 0.0)
+    bound = abs(alpha) * magnitude + abs(beta) * np.abs(c_before.astype(np.float64))
+    assert result is c, "gemm_packed returns the output buffer it wrote"
+    assert packed.shape == (K, N)
+    assert_gemm_close(c, reference, bound, K, dtype,
+                      f"{kb.name} M={M} N={N} K={K} ta={trans_a} tb={trans_b} {layout_a}/{layout_b} "
+                      f"alpha={alpha} beta={beta}")
+
+
+def test_packed_matrix_reused_across_calls(kb):
+    """The LSTM pattern: one packing, many products accumulating into slices of one array."""
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((64, 16))   # (4H, H) with H = 16
+    states = rng.standard_normal((5, 3, 16))
+    pre = rng.standard_normal((5, 3, 64))
+    expected = pre + states @ weight.T
+    packed = kb.pack_b(weight, trans_b=True)
+    for t in range(5):
+        kb.gemm_packed(states[t], packed, pre[t], beta=1.0)
+    # Each entry is a 16-term float64 dot product plus one addition.
+    np.testing.assert_allclose(pre, expected, rtol=1e-13, atol=1e-13)
+
+
+def test_packed_matrix_is_a_snapshot(kb):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((5, 6))
+    expected = a @ b
+    packed = kb.pack_b(b)
+    b[...] = 0.0
+    got = kb.gemm_packed(a, packed, np.empty((4, 6)))
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+
+
+def test_gemm_packed_writes_strided_output(kb):
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((7, 9)), rng.standard_normal((9, 5))
+    wide = np.zeros((7, 12))
+    kb.gemm_packed(a, kb.pack_b(b), wide[:, 3:8])
+    np.testing.assert_allclose(wide[:, 3:8], a @ b, rtol=1e-13, atol=1e-13)
+    assert not wide[:, :3].any(), "columns left of the output view were written"
+    assert not wide[:, 8:].any(), "columns right of the output view were written"
+
+
+def test_gemm_packed_threaded_matches_one_thread(kb):
+    rng = np.random.default_rng(8)
+    weight = rng.standard_normal((1024, 256)).astype(np.float32)
+    shapes = [((32, 256), True), ((32, 1024), False), ((300, 256), True)]   # split along N, N, M
+    before = kernels.get_num_threads()
+    try:
+        for a_shape, trans_b in shapes:
+            a = rng.standard_normal(a_shape).astype(np.float32)
+            packed = kb.pack_b(weight, trans_b=trans_b)
+            N = packed.shape[1]
+            kernels.set_num_threads(1)
+            one_thread = kb.gemm_packed(a, packed, np.empty((a_shape[0], N), np.float32))
+            kernels.set_num_threads(3)  # more threads than cores
+            three_threads = kb.gemm_packed(a, packed, np.empty((a_shape[0], N), np.float32))
+            # Every thread runs the same kernel over the same K blocks on its piece of C.
+            np.testing.assert_array_equal(one_thread, three_threads, err_msg=f"a {a_shape}, trans_b={trans_b}")
+    finally:
+        kernels.set_num_threads(before)
+
+
+def test_gemm_packed_errors(kb):
+    f32 = np.ones((3, 4), np.float32)
+    packed = kb.pack_b(np.ones((4, 5), np.float32))
+    with pytest.raises(ShapeError, match=r"pack_b: b must be 2-D.*\(2, 4, 5\)"):
+        kb.pack_b(np.ones((2, 4, 5), np.float32))
+    with pytest.raises(DTypeError, match=r"pack_b: b must be float32 or float64, got int64"):
+        kb.pack_b(np.ones((4, 5), np.int64))
+    with pytest.raises(ShapeError, match=r"gemm_packed: a of shape \(3, 5\).*\(4, 5\).*5 columns.*4 rows"):
+        kb.gemm_packed(np.ones((3, 5), np.float32), packed, np.empty((3, 5), np.float32))
+    with pytest.raises(DTypeError, match=r"gemm_packed: a is float64 \(3, 4\).*float32"):
+        kb.gemm_packed(np.ones((3, 4)), packed, np.empty((3, 5)))
+    with pytest.raises(ShapeError, match=r"gemm_packed: a must be 2-D.*\(2, 3, 4\)"):
+        kb.gemm_packed(np.ones((2, 3, 4), np.float32), packed, np.empty((2, 3, 5), np.float32))
+    with pytest.raises(ShapeError, match=r"gemm_packed: out has shape \(3, 4\).*\(3, 5\)"):
+        kb.gemm_packed(f32, packed, np.empty((3, 4), np.float32))
+    with pytest.raises(TypeError, match=r"gemm_packed: packed must be a .*PackedMatrix.*got numpy.ndarray"):
+        kb.gemm_packed(f32, np.ones((4, 5), np.float32), np.empty((3, 5), np.float32))
+
+
+def test_packed_matrix_of_other_backend_rejected():
+    if "c" not in backend.available():
+        pytest.skip(f"C backend not built: {backend.c_unavailable_reason()}")
+    from minireparam.backend import c_backend, numpy_backend
+
+    b = np.ones((4, 5), np.float32)
+    a, c = np.ones((3, 4), np.float32), np.empty((3, 5), np.float32)
+    with pytest.raises(TypeError, match=r"pack b again with the current backend"):
+        c_backend.gemm_packed(a, numpy_backend.pack_b(b), c)
+    with pytest.raises(TypeError, match=r"pack b again with the current backend"):
+        numpy_backend.gemm_packed(a, c_backend.pack_b(b), c)
+
+
+def test_packed_for_other_kernel_set_rejected():
+    """A buffer packed by the AVX2 kernels has another K block than the portable kernels'."""
+    if "c" not in backend.available():
+        pytest.skip(f"C backend not built: {backend.c_unavailable_reason()}")
+    from minireparam.backend import c_backend
+
+    if c_backend.build_info()["simd"] == "portable":
+        pytest.skip("the portable kernels are the only kernel set on this CPU")
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    packed = c_backend.pack_b(b)
+    try:
+        c_backend.lib.mr_force_portable(1)
+        with pytest.raises(RuntimeError, match=r"gemm_packed: C kernel mr_gemm_prepacked_f32 failed \(invalid"):
+            c_backend.gemm_packed(a, packed, np.empty((3, 5), np.float32))
+        repacked = c_backend.pack_b(b)
+        np.testing.assert_array_equal(c_backend.gemm_packed(a, repacked, np.empty((3, 5), np.float32)), a @ b)
+    finally:
+        c_backend.lib.mr_force_portable(0)
 
 
 # ---- layout handling of the C backend ----------------------------------------------------------------

@@ -135,16 +135,18 @@ def test_fused_backward_gemm_count(rng, monkeypatch, layer_type, gemms_per_step)
         output, _ = layer(x)
         kernels = backend.current()
         calls = []
-        original = kernels.matmul
 
-        def counting_matmul(*args, **kwargs):
-            calls.append(args[0].shape)
-            return original(*args, **kwargs)
+        def counting(function):
+            def wrapper(*args, **kwargs):
+                calls.append((function.__name__, args[0].shape))
+                return function(*args, **kwargs)
+            return wrapper
 
-        monkeypatch.setattr(kernels, "matmul", counting_matmul)
+        for name in ("matmul", "gemm", "gemm_packed"):
+            monkeypatch.setattr(kernels, name, counting(getattr(kernels, name)))
         output.sum().backward()
     assert len(calls) == steps * gemms_per_step + 3, calls
-    assert sum(1 for shape in calls if shape[0] == steps * 2) == 3, "weight and input gradients over all T·B rows"
+    assert sum(1 for _, shape in calls if shape[0] == steps * 2) == 3, "weight and input gradients over all T·B rows"
 
 
 def test_fused_op_is_once_differentiable(rng):

@@ -1,7 +1,8 @@
 """Build csrc/tests/fuzz_kernels.c with AddressSanitizer and UndefinedBehaviorSanitizer and run it.
 
-The driver fuzzes every GEMM rung (AVX2 and portable kernels), softmax, log-softmax and
-cross-entropy against a float64 reference, with operands allocated to their exact size so
+The driver fuzzes every GEMM rung (AVX2 and portable kernels) over one- and two-level
+batches, the GEMM against a pre-packed B, softmax, log-softmax and cross-entropy against a
+float64 reference, with operands allocated to their exact size so
 an out-of-bounds access aborts the run. Skipped with a reason when no C compiler with the
 sanitizers is available.
 """

@@ -2,11 +2,12 @@
  * Fuzz driver for the C core, meant to run under AddressSanitizer and
  * UndefinedBehaviorSanitizer (tests/test_sanitizers.py builds and runs it).
  *
- * Every case draws random sizes, transposes, leading dimensions, batch strides
- * (including 0) and values, allocates each operand with exactly the bytes the
- * kernel may touch (so a read or write past the end trips AddressSanitizer), runs
- * the kernel and compares it with a naive float64 reference written here. Both
- * the AVX2 and the portable kernels are exercised.
+ * Every case draws random sizes, transposes, leading dimensions, one- and two-level
+ * batch strides (including 0 and interleaved matrices) and values. It allocates each
+ * operand with exactly the bytes the kernel may touch, so a read or write past the end
+ * trips AddressSanitizer, then runs the kernel and compares it with a naive float64
+ * reference written here. The GEMM against a pre-packed B is fuzzed the same way.
+ * Both the AVX2 and the portable kernels are exercised.
  *
  * Usage: fuzz_kernels [cases] [seed]      (defaults: 300 cases, seed 1)
  * Exit status 0 when every check passed, 1 otherwise.
@@ -75,10 +76,96 @@ static void* alloc_exact(int64_t count, size_t item)
  * others cross the cache blocks (kc = 256, mc = 96..144, nc = 2048..3072). */
 enum { SIZE_SMALL, SIZE_LONG_K, SIZE_WIDE_N };
 
-/* One batched GEMM case in the given dtype (is_f64), against a float64 triple loop. */
+/* Memory layouts of one operand's batch of (rows, cols) matrices over (BT0, BT1). */
+enum {
+    BATCH_BACK_TO_BACK,  /* every matrix after the previous one */
+    BATCH_INTERLEAVED,   /* the BT1 inner matrices side by side in each row, as attention's heads */
+    BATCH_BROADCAST_1,   /* stride 0 on the inner level */
+    BATCH_BROADCAST_0,   /* stride 0 on the outer level */
+    BATCH_LAYOUTS
+};
+
+typedef struct {
+    int64_t ld, stride0, stride1;
+    int64_t size;  /* elements from the first to one past the last one the kernel may touch */
+} batch_layout;
+
+/* Draws a layout; outputs (allow_broadcast == 0) never get a stride of 0, so their
+ * matrices never overlap. */
+static batch_layout draw_batch_layout(int64_t rows, int64_t cols, int64_t BT0, int64_t BT1, int allow_broadcast)
+{
+    const int kind = (int)rand_int(0, allow_broadcast ? BATCH_LAYOUTS - 1 : BATCH_INTERLEAVED);
+    const int64_t width = cols > 0 ? cols : 1;
+    batch_layout layout;
+    layout.ld = (kind == BATCH_INTERLEAVED ? BT1 * width : width) + rand_int(0, 3);
+    const int64_t matrix = rows > 0 ? (rows - 1) * layout.ld + cols : 0;
+    if (kind == BATCH_INTERLEAVED) {
+        layout.stride1 = width;
+        layout.stride0 = rows * layout.ld + rand_int(0, 2);
+    } else {
+        layout.stride1 = kind == BATCH_BROADCAST_1 ? 0 : matrix + rand_int(0, 2);
+        layout.stride0 = kind == BATCH_BROADCAST_0 ? 0 : (BT1 - 1) * layout.stride1 + matrix + rand_int(0, 2);
+    }
+    layout.size = matrix > 0 ? (BT0 - 1) * layout.stride0 + (BT1 - 1) * layout.stride1 + matrix : 0;
+    return layout;
+}
+
+/* Copies float64 values into a new array of the tested dtype (exactly `count` elements). */
+static void* to_dtype(const double* values, int64_t count, int is_f64)
+{
+    void* out = alloc_exact(count, is_f64 ? sizeof(double) : sizeof(float));
+    for (int64_t i = 0; i < count; i++) {
+        if (is_f64) ((double*)out)[i] = values[i]; else ((float*)out)[i] = (float)values[i];
+    }
+    return out;
+}
+
+static double load(const void* x, int64_t i, int is_f64)
+{
+    return is_f64 ? ((const double*)x)[i] : (double)((const float*)x)[i];
+}
+
+/*
+ * Checks one (M, N) output matrix against a float64 triple loop on the operands as
+ * rounded to the tested dtype. Bound: a sum of K products in any order is within
+ * K * eps * sum |a||b| (plus the alpha/beta rounding), so 2 (K + 2) eps times that sum
+ * is allowed. c_in contains C's values before the call (ignored when beta_kind == 0).
+ */
+static int gemm_matrix_ok(const void* a, int64_t lda, const void* b, int64_t ldb, const void* c, const double* c_in,
+                          int64_t ldc, int64_t M, int64_t N, int64_t K, int ta, int tb, double alpha, double beta,
+                          int beta_kind, int is_f64)
+{
+    const double eps = is_f64 ? 2.220446049250313e-16 : 1.1920928955078125e-07;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double sum = 0, magnitude = 0;
+            for (int64_t p = 0; p < K; p++) {
+                const double va = load(a, ta ? p * lda + i : i * lda + p, is_f64);
+                const double vb = load(b, tb ? j * ldb + p : p * ldb + j, is_f64);
+                sum += va * vb;
+                magnitude += fabs(va * vb);
+            }
+            const double old = beta_kind == 0 ? 0.0 : (is_f64 ? c_in[i * ldc + j] : (double)(float)c_in[i * ldc + j]);
+            const double expected = alpha * sum + beta * old;
+            const double got = load(c, i * ldc + j, is_f64);
+            const double tol = 2.0 * (double)(K + 2) * eps * (fabs(alpha) * magnitude + fabs(beta * old)) + 1e-30;
+            if (!(fabs(got - expected) <= tol)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/*
+ * One GEMM case batched over two levels (mr_gemm_batched2), or over one level
+ * (mr_gemm_batched) when the outer level has size 1 and a random draw picks it, in the
+ * given dtype (is_f64), against a float64 triple loop.
+ */
 static void fuzz_gemm_case(int is_f64, int variant, int size_class, char* label)
 {
-    const int64_t BT = size_class == SIZE_SMALL ? rand_int(1, 3) : 1;
+    const int64_t BT0 = size_class == SIZE_SMALL ? rand_int(1, 3) : 1;
+    const int64_t BT1 = size_class == SIZE_SMALL ? rand_int(1, 3) : 1;
     int64_t M = rand_int(0, 40), N = rand_int(0, 40), K = rand_int(0, 40);
     if (size_class == SIZE_LONG_K) {
         M = rand_int(1, 160);
@@ -90,84 +177,53 @@ static void fuzz_gemm_case(int is_f64, int variant, int size_class, char* label)
         K = rand_int(1, 12);
     }
     const int ta = (int)rand_int(0, 1), tb = (int)rand_int(0, 1);
-    const int64_t rows_a = ta ? K : M, cols_a = ta ? M : K;
-    const int64_t rows_b = tb ? N : K, cols_b = tb ? K : N;
-    const int64_t lda = (cols_a > 0 ? cols_a : 1) + rand_int(0, 3);
-    const int64_t ldb = (cols_b > 0 ? cols_b : 1) + rand_int(0, 3);
-    const int64_t ldc = (N > 0 ? N : 1) + rand_int(0, 3);
-    /* A batch stride of 0 broadcasts one matrix; otherwise matrices sit back to back. */
-    const int64_t mat_a = rows_a > 0 ? (rows_a - 1) * lda + cols_a : 0;
-    const int64_t mat_b = rows_b > 0 ? (rows_b - 1) * ldb + cols_b : 0;
-    const int64_t mat_c = M > 0 ? (M - 1) * ldc + N : 0;
-    const int64_t stride_a = rand_int(0, 1) ? 0 : mat_a + rand_int(0, 2);
-    const int64_t stride_b = rand_int(0, 1) ? 0 : mat_b + rand_int(0, 2);
-    const int64_t stride_c = mat_c + rand_int(0, 2);
-    const int64_t size_a = (BT - 1) * stride_a + mat_a;
-    const int64_t size_b = (BT - 1) * stride_b + mat_b;
-    const int64_t size_c = (BT - 1) * stride_c + mat_c;
+    const batch_layout la = draw_batch_layout(ta ? K : M, ta ? M : K, BT0, BT1, 1);
+    const batch_layout lb = draw_batch_layout(tb ? N : K, tb ? K : N, BT0, BT1, 1);
+    const batch_layout lc = draw_batch_layout(M, N, BT0, BT1, 0);
+    const int one_level = BT0 == 1 && rand_int(0, 1);
     const double alpha = rand_int(0, 3) == 0 ? 1.0 : rand_unit() * 2;
     const int beta_kind = (int)rand_int(0, 2); /* 0: beta 0 over NaN, 1: beta 1, 2: random */
     const double beta = beta_kind == 0 ? 0.0 : (beta_kind == 1 ? 1.0 : rand_unit());
-    const size_t item = is_f64 ? sizeof(double) : sizeof(float);
 
-    double* a64 = alloc_exact(size_a, sizeof(double));
-    double* b64 = alloc_exact(size_b, sizeof(double));
-    double* c64 = alloc_exact(size_c, sizeof(double));
-    for (int64_t i = 0; i < size_a; i++) a64[i] = rand_unit();
-    for (int64_t i = 0; i < size_b; i++) b64[i] = rand_unit();
-    for (int64_t i = 0; i < size_c; i++) c64[i] = beta_kind == 0 ? NAN : rand_unit();
-
-    void* a = alloc_exact(size_a, item);
-    void* b = alloc_exact(size_b, item);
-    void* c = alloc_exact(size_c, item);
-    for (int64_t i = 0; i < size_a; i++) {
-        if (is_f64) ((double*)a)[i] = a64[i]; else ((float*)a)[i] = (float)a64[i];
-    }
-    for (int64_t i = 0; i < size_b; i++) {
-        if (is_f64) ((double*)b)[i] = b64[i]; else ((float*)b)[i] = (float)b64[i];
-    }
-    for (int64_t i = 0; i < size_c; i++) {
-        if (is_f64) ((double*)c)[i] = c64[i]; else ((float*)c)[i] = (float)c64[i];
-    }
+    double* a64 = alloc_exact(la.size, sizeof(double));
+    double* b64 = alloc_exact(lb.size, sizeof(double));
+    double* c64 = alloc_exact(lc.size, sizeof(double));
+    for (int64_t i = 0; i < la.size; i++) a64[i] = rand_unit();
+    for (int64_t i = 0; i < lb.size; i++) b64[i] = rand_unit();
+    for (int64_t i = 0; i < lc.size; i++) c64[i] = beta_kind == 0 ? NAN : rand_unit();
+    void* a = to_dtype(a64, la.size, is_f64);
+    void* b = to_dtype(b64, lb.size, is_f64);
+    void* c = to_dtype(c64, lc.size, is_f64);
 
     int status;
-    if (is_f64) {
-        status = mr_gemm_batched_f64(c, ldc, stride_c, a, lda, stride_a, b, ldb, stride_b, BT, M, N, K, ta, tb,
-                                     alpha, beta, variant);
+    if (one_level && is_f64) {
+        status = mr_gemm_batched_f64(c, lc.ld, lc.stride1, a, la.ld, la.stride1, b, lb.ld, lb.stride1, BT1, M, N, K,
+                                     ta, tb, alpha, beta, variant);
+    } else if (one_level) {
+        status = mr_gemm_batched_f32(c, lc.ld, lc.stride1, a, la.ld, la.stride1, b, lb.ld, lb.stride1, BT1, M, N, K,
+                                     ta, tb, (float)alpha, (float)beta, variant);
+    } else if (is_f64) {
+        status = mr_gemm_batched2_f64(c, lc.ld, lc.stride0, lc.stride1, a, la.ld, la.stride0, la.stride1, b, lb.ld,
+                                      lb.stride0, lb.stride1, BT0, BT1, M, N, K, ta, tb, alpha, beta, variant);
     } else {
-        status = mr_gemm_batched_f32(c, ldc, stride_c, a, lda, stride_a, b, ldb, stride_b, BT, M, N, K, ta, tb,
-                                     (float)alpha, (float)beta, variant);
+        status = mr_gemm_batched2_f32(c, lc.ld, lc.stride0, lc.stride1, a, la.ld, la.stride0, la.stride1, b, lb.ld,
+                                      lb.stride0, lb.stride1, BT0, BT1, M, N, K, ta, tb, (float)alpha, (float)beta,
+                                      variant);
     }
-    snprintf(label + strlen(label), 200, " BT=%lld M=%lld N=%lld K=%lld ta=%d tb=%d", (long long)BT, (long long)M,
-             (long long)N, (long long)K, ta, tb);
+    snprintf(label + strlen(label), 200, " BT=%lldx%lld%s M=%lld N=%lld K=%lld ta=%d tb=%d", (long long)BT0,
+             (long long)BT1, one_level ? " (one level)" : "", (long long)M, (long long)N, (long long)K, ta, tb);
     check(status == MR_OK, label);
 
-    /* Reference from the operands as rounded to the tested dtype. Bound: a sum of K
-     * products in any order is within K * eps * sum |a||b| (plus the alpha/beta
-     * rounding), so the test allows 2 (K + 2) eps times that sum. */
-    const double eps = is_f64 ? 2.220446049250313e-16 : 1.1920928955078125e-07;
+    const size_t item = is_f64 ? sizeof(double) : sizeof(float);
     int ok = 1;
-    for (int64_t bt = 0; bt < BT && ok; bt++) {
-        for (int64_t i = 0; i < M && ok; i++) {
-            for (int64_t j = 0; j < N; j++) {
-                double sum = 0, magnitude = 0;
-                for (int64_t p = 0; p < K; p++) {
-                    const int64_t ia = bt * stride_a + (ta ? p * lda + i : i * lda + p);
-                    const int64_t ib = bt * stride_b + (tb ? j * ldb + p : p * ldb + j);
-                    const double va = is_f64 ? ((double*)a)[ia] : ((float*)a)[ia];
-                    const double vb = is_f64 ? ((double*)b)[ib] : ((float*)b)[ib];
-                    sum += va * vb;
-                    magnitude += fabs(va * vb);
-                }
-                const int64_t ic = bt * stride_c + i * ldc + j;
-                const double c_in = beta_kind == 0 ? 0.0 : (is_f64 ? c64[ic] : (double)(float)c64[ic]);
-                const double expected = alpha * sum + beta * c_in;
-                const double got = is_f64 ? ((double*)c)[ic] : ((float*)c)[ic];
-                const double tol = 2.0 * (double)(K + 2) * eps * (fabs(alpha) * magnitude + fabs(beta * c_in)) + 1e-30;
-                if (!(fabs(got - expected) <= tol)) {
-                    ok = 0;
-                }
-            }
+    for (int64_t i = 0; i < BT0 && ok; i++) {
+        for (int64_t j = 0; j < BT1 && ok; j++) {
+            const int64_t oa = i * la.stride0 + j * la.stride1, ob = i * lb.stride0 + j * lb.stride1;
+            const int64_t oc = i * lc.stride0 + j * lc.stride1;
+            ok = M == 0 || N == 0 ||
+                 gemm_matrix_ok((const char*)a + oa * item, la.ld, (const char*)b + ob * item, lb.ld,
+                                (const char*)c + oc * item, c64 + oc, lc.ld, M, N, K, ta, tb, alpha, beta, beta_kind,
+                                is_f64);
         }
     }
     check(ok, label);
@@ -177,6 +233,115 @@ static void fuzz_gemm_case(int is_f64, int variant, int size_class, char* label)
     free(a);
     free(b);
     free(c);
+}
+
+/*
+ * One GEMM against a pre-packed B: pack op(B) into a buffer of exactly the reported
+ * size, then run mr_gemm_prepacked twice on it (the buffer is reused, as in an RNN's
+ * time loop) and check both results.
+ */
+static void fuzz_gemm_prepacked_case(int is_f64, int size_class, char* label)
+{
+    int64_t M = rand_int(0, 40), N = rand_int(0, 40), K = rand_int(0, 40);
+    if (size_class == SIZE_LONG_K) {
+        M = rand_int(1, 160);  /* past mc (96 to 144), so several row blocks */
+        N = rand_int(1, 40);
+        K = rand_int(250, 800);  /* past kc (256 to 384), so several K blocks */
+    } else if (size_class == SIZE_WIDE_N) {
+        M = rand_int(1, 13);
+        N = rand_int(3073, 3200);
+        K = rand_int(1, 12);
+    }
+    const int ta = (int)rand_int(0, 1), tb = (int)rand_int(0, 1);
+    const batch_layout la = draw_batch_layout(ta ? K : M, ta ? M : K, 1, 1, 0);
+    const batch_layout lb = draw_batch_layout(tb ? N : K, tb ? K : N, 1, 1, 0);
+    const batch_layout lc = draw_batch_layout(M, N, 1, 1, 0);
+    snprintf(label + strlen(label), 200, " M=%lld N=%lld K=%lld ta=%d tb=%d", (long long)M, (long long)N,
+             (long long)K, ta, tb);
+
+    double* b64 = alloc_exact(lb.size, sizeof(double));
+    for (int64_t i = 0; i < lb.size; i++) b64[i] = rand_unit();
+    void* b = to_dtype(b64, lb.size, is_f64);
+    int64_t bytes = -1;
+    int status = is_f64 ? mr_gemm_pack_b_bytes_f64(&bytes, K, N) : mr_gemm_pack_b_bytes_f32(&bytes, K, N);
+    check(status == MR_OK && bytes >= 64, label);
+    void* packed = NULL;
+    if (posix_memalign(&packed, 64, (size_t)bytes) != 0) {
+        fprintf(stderr, "fuzz_kernels: out of memory\n");
+        exit(2);
+    }
+    status = is_f64 ? mr_gemm_pack_b_f64(packed, bytes, b, lb.ld, K, N, tb)
+                    : mr_gemm_pack_b_f32(packed, bytes, b, lb.ld, K, N, tb);
+    check(status == MR_OK, label);
+
+    for (int round = 0; round < 2; round++) {
+        const double alpha = rand_int(0, 3) == 0 ? 1.0 : rand_unit() * 2;
+        const int beta_kind = (int)rand_int(0, 2);
+        const double beta = beta_kind == 0 ? 0.0 : (beta_kind == 1 ? 1.0 : rand_unit());
+        double* a64 = alloc_exact(la.size, sizeof(double));
+        double* c64 = alloc_exact(lc.size, sizeof(double));
+        for (int64_t i = 0; i < la.size; i++) a64[i] = rand_unit();
+        for (int64_t i = 0; i < lc.size; i++) c64[i] = beta_kind == 0 ? NAN : rand_unit();
+        void* a = to_dtype(a64, la.size, is_f64);
+        void* c = to_dtype(c64, lc.size, is_f64);
+        mr_set_num_threads((int)rand_int(1, 3));
+        status = is_f64 ? mr_gemm_prepacked_f64(c, lc.ld, a, la.ld, packed, M, ta, alpha, beta)
+                        : mr_gemm_prepacked_f32(c, lc.ld, a, la.ld, packed, M, ta, (float)alpha, (float)beta);
+        check(status == MR_OK, label);
+        check(M == 0 || N == 0 ||
+                  gemm_matrix_ok(a, la.ld, b, lb.ld, c, c64, lc.ld, M, N, K, ta, tb, alpha, beta, beta_kind, is_f64),
+              label);
+        free(a64);
+        free(c64);
+        free(a);
+        free(c);
+    }
+    free(b64);
+    free(b);
+    free(packed);
+}
+
+/* The packed-B entry points reject bad sizes and buffers that are too small, misaligned,
+ * of the other dtype, corrupted or packed for another kernel set. */
+static void fuzz_gemm_prepacked_invalid(void)
+{
+    enum { K = 5, N = 7 };
+    float b[K * N] = {0}, a[2 * K] = {0}, c[2 * N] = {0};
+    int64_t bytes = 0;
+    check(mr_gemm_pack_b_bytes_f32(&bytes, -1, N) == MR_ERR_INVALID_ARGUMENT, "pack_b_bytes: negative K");
+    check(mr_gemm_pack_b_bytes_f32(NULL, K, N) == MR_ERR_INVALID_ARGUMENT, "pack_b_bytes: NULL output");
+    check(mr_gemm_pack_b_bytes_f32(&bytes, K, N) == MR_OK, "pack_b_bytes");
+    void* packed = NULL;
+    if (posix_memalign(&packed, 64, (size_t)bytes + 64) != 0) {
+        exit(2);
+    }
+    check(mr_gemm_pack_b_f32(packed, bytes - 1, b, N, K, N, 0) == MR_ERR_INVALID_ARGUMENT, "pack_b: buffer too small");
+    check(mr_gemm_pack_b_f32((char*)packed + 8, bytes, b, N, K, N, 0) == MR_ERR_INVALID_ARGUMENT,
+          "pack_b: misaligned buffer");
+    check(mr_gemm_pack_b_f32(packed, bytes, b, N - 1, K, N, 0) == MR_ERR_INVALID_ARGUMENT, "pack_b: ldb < N");
+    check(mr_gemm_pack_b_f32(packed, bytes, b, N, K, N, 2) == MR_ERR_INVALID_ARGUMENT, "pack_b: trans_b = 2");
+    check(mr_gemm_pack_b_f32(packed, bytes, b, N, K, N, 0) == MR_OK, "pack_b");
+
+    check(mr_gemm_prepacked_f32(c, N, a, K, packed, 2, 0, 1, 0) == MR_OK, "prepacked");
+    check(mr_gemm_prepacked_f32(c, N - 1, a, K, packed, 2, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT, "prepacked: ldc < N");
+    check(mr_gemm_prepacked_f32(c, N, a, K - 1, packed, 2, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT, "prepacked: lda < K");
+    check(mr_gemm_prepacked_f32(c, N, a, K, packed, -1, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT, "prepacked: negative M");
+    check(mr_gemm_prepacked_f32(c, N, a, K, (char*)packed + 8, 2, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT,
+          "prepacked: misaligned buffer");
+    check(mr_gemm_prepacked_f64((double*)c, N, (double*)a, K, packed, 1, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT,
+          "prepacked: float32 buffer used as float64");
+    /* A kernel set with another K block or panel width must not read these panels. */
+    const mr_gemm_config_f32* packed_for = mr_gemm_config_get_f32();
+    mr_force_portable(1);
+    const mr_gemm_config_f32* portable = mr_gemm_config_get_f32();
+    const int same_layout = portable->kc == packed_for->kc && portable->nr == packed_for->nr;
+    check(mr_gemm_prepacked_f32(c, N, a, K, packed, 2, 0, 1, 0) == (same_layout ? MR_OK : MR_ERR_INVALID_ARGUMENT),
+          "prepacked: buffer packed for another kernel set");
+    mr_force_portable(0);
+    ((unsigned char*)packed)[0] ^= 0xff;
+    check(mr_gemm_prepacked_f32(c, N, a, K, packed, 2, 0, 1, 0) == MR_ERR_INVALID_ARGUMENT,
+          "prepacked: corrupted header");
+    free(packed);
 }
 
 /* Argument validation: each of these must be rejected without touching memory. */
@@ -190,6 +355,13 @@ static void fuzz_gemm_invalid(void)
     check(mr_gemm_f32(x, 2, x, 2, x, 2, 2, 2, 2, 0, 0, 1, 0, 99) == MR_ERR_INVALID_ARGUMENT, "variant 99");
     check(mr_gemm_batched_f32(x, 2, -4, x, 2, 0, x, 2, 0, 2, 2, 2, 2, 0, 0, 1, 0, 0) == MR_ERR_INVALID_ARGUMENT,
           "negative stride");
+    check(mr_gemm_batched2_f32(x, 2, 0, 4, x, 2, 0, -4, x, 2, 0, 0, 1, 2, 2, 2, 2, 0, 0, 1, 0, 0) ==
+              MR_ERR_INVALID_ARGUMENT, "batched2: negative inner stride");
+    check(mr_gemm_batched2_f32(x, 2, 0, 4, x, 2, 0, 0, x, 2, 0, 0, -1, 2, 2, 2, 2, 0, 0, 1, 0, 0) ==
+              MR_ERR_INVALID_ARGUMENT, "batched2: negative BT0");
+    check(mr_gemm_batched2_f64((double*)x, 2, 0, 0, (double*)x, 2, 0, 0, (double*)x, 2, 0, 0, 1, 1, 2, 2, 2, 0, 0, 1,
+                               0, 7) == MR_ERR_INVALID_ARGUMENT, "batched2: variant 7");
+    fuzz_gemm_prepacked_invalid();
 }
 
 /* ---- softmax family ----------------------------------------------------------------------- */
@@ -428,6 +600,15 @@ int main(int argc, char** argv)
             mr_set_num_threads((int)rand_int(1, 3));
             const int size_class = i % 50 == 7 ? SIZE_WIDE_N : (i % 10 == 3 ? SIZE_LONG_K : SIZE_SMALL);
             fuzz_gemm_case(is_f64, variant, size_class, label);
+            if (i % 2 == 0) {
+                /* Every other case, with the dtype and size class counted over those cases. */
+                const int64_t n = i / 2;
+                const int packed_class = n % 50 == 7 ? SIZE_WIDE_N : (n % 10 == 3 ? SIZE_LONG_K : SIZE_SMALL);
+                const int packed_f64 = (int)rand_int(0, 1);
+                snprintf(label, sizeof label, "gemm_prepacked %s %s", packed_f64 ? "f64" : "f32",
+                         portable ? "portable" : "simd");
+                fuzz_gemm_prepacked_case(packed_f64, packed_class, label);
+            }
             fuzz_softmax_case(is_f64);
             fuzz_cross_entropy_case(is_f64);
         }

@@ -16,6 +16,8 @@ Interface of a backend (module attributes; arrays in, arrays out):
     name                                   "c" or "numpy"
     matmul(a, b, trans_a=False, trans_b=False, out=None, variant="auto")
     gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, variant="auto")
+    pack_b(b, trans_b=False) -> PackedMatrix   op(b) prepared once for many gemm_packed calls
+    gemm_packed(a, packed, c, trans_a=False, alpha=1.0, beta=0.0)
     softmax(x, out=None), log_softmax(x, out=None)
     softmax_backward(y, dy, out=None), log_softmax_backward(y, dy, out=None)
     cross_entropy(logits, target, ignore_index=-100, reduction="mean", label_smoothing=0.0)

@@ -98,6 +98,43 @@ def check_out(op, out, shape, dtype):
         raise ValueError(f"{op}: out (shape {out.shape}) is read-only")
 
 
+def check_pack_b(op, b):
+    """Validate the operand of pack_b: a 2-D float32 or float64 ndarray."""
+    check_float(op, "b", b)
+    if b.ndim != 2:
+        raise ShapeError(f"{op}: b must be 2-D (a matrix), got shape {b.shape}")
+
+
+def gemm_packed_shapes(op, a, packed, packed_type, c, trans_a):
+    """Validate gemm_packed operands; return (M, N, K) of op(a) @ op(b).
+
+    ``packed_type`` is the calling backend's PackedMatrix class: a matrix packed by the
+    other backend has another layout, so it is rejected.
+    """
+    if not isinstance(packed, packed_type):
+        raise TypeError(
+            f"{op}: packed must be a {packed_type.__module__}.{packed_type.__name__} from this backend's pack_b, "
+            f"got {type(packed).__module__}.{type(packed).__name__}; pack b again with the current backend"
+        )
+    check_float(op, "a", a)
+    if a.dtype != packed.dtype:
+        raise DTypeError(
+            f"{op}: a is {a.dtype} {a.shape} but the packed matrix is {packed.dtype} {packed.shape}; "
+            "convert one with .astype() and pack again"
+        )
+    if a.ndim != 2:
+        raise ShapeError(f"{op}: a must be 2-D (a matrix), got shape {a.shape}")
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    K_b, N = packed.shape
+    if K != K_b:
+        raise ShapeError(
+            f"{op}: a of shape {a.shape} (trans_a={bool(trans_a)}) and the packed op(b) of shape {packed.shape} "
+            f"are not aligned: op(a) has {K} columns but op(b) has {K_b} rows"
+        )
+    check_out(op, c, (M, N), a.dtype)
+    return M, N, K
+
+
 def check_rows(op, x, others=()):
     """Validate softmax-family operands: float, at least 1-D, same shape and dtype."""
     check_float(op, "x", x)

@@ -179,11 +179,17 @@ def _out_is_direct(out, M, N):
 
 
 _GEMM = {np.dtype(np.float32): lib.mr_gemm_f32, np.dtype(np.float64): lib.mr_gemm_f64}
-_GEMM_BATCHED = {np.dtype(np.float32): lib.mr_gemm_batched_f32, np.dtype(np.float64): lib.mr_gemm_batched_f64}
+_GEMM_BATCHED2 = {np.dtype(np.float32): lib.mr_gemm_batched2_f32, np.dtype(np.float64): lib.mr_gemm_batched2_f64}
 
 
 def _gemm_call(op, a, b, c, trans_a, trans_b, alpha, beta, variant_number, batch, M, N, K):
-    """Run the C GEMM for already-validated operands; c is writable and direct."""
+    """Run the C GEMM for already-validated operands; c is writable and direct.
+
+    Batch axes that merge into one stride per operand are merged, and the last two
+    remaining axes go to one two-level C call (the (batch, heads) views of attention
+    take one call). Only a batch with three or more unmergeable axes loops in Python,
+    over the axes before the last two.
+    """
     dtype = a.dtype
     item = a.itemsize
     ldc = c.strides[-2] // item if M > 1 else max(N, 1)
@@ -215,28 +221,28 @@ def _gemm_call(op, a, b, c, trans_a, trans_b, alpha, beta, variant_number, batch
         b_matrix, ldb, flag_b = _as_matrix(np.ascontiguousarray(b), trans_b)
         strides_b = _batch_strides(b_matrix, batch)
 
-    axes = _collapse_batch(batch, [strides_a, strides_b, strides_c])
-    if axes:
-        inner_size, (inner_a, inner_b, inner_c) = axes[-1]
-        outer = axes[:-1]
-    else:
-        inner_size, inner_a, inner_b, inner_c, outer = 1, 0, 0, 0, []
+    # Pad to two levels with axes of size 1; elements, not bytes, from here on.
+    axes = [(1, [0, 0, 0])] * 2 + _collapse_batch(batch, [strides_a, strides_b, strides_c])
+    (outer_size, outer), (inner_size, inner) = axes[-2], axes[-1]
+    stride_a0, stride_b0, stride_c0 = (s // item for s in outer)
+    stride_a1, stride_b1, stride_c1 = (s // item for s in inner)
+    loops = axes[2:-2]
 
-    function = _GEMM_BATCHED[dtype]
-    for index in np.ndindex(*[size for size, _ in outer]):
+    function = _GEMM_BATCHED2[dtype]
+    for index in np.ndindex(*[size for size, _ in loops]):
         offset_a = offset_b = offset_c = 0
-        for i, (_, (sa, sb, sc)) in zip(index, outer):
+        for i, (_, (sa, sb, sc)) in zip(index, loops):
             offset_a += i * sa
             offset_b += i * sb
             offset_c += i * sc
         status = function(
-            _pointer(c, offset_c), ldc, inner_c // item,
-            _pointer(a_matrix, offset_a), lda, inner_a // item,
-            _pointer(b_matrix, offset_b), ldb, inner_b // item,
-            inner_size, M, N, K, flag_a, flag_b, alpha, beta, variant_number,
+            _pointer(c, offset_c), ldc, stride_c0, stride_c1,
+            _pointer(a_matrix, offset_a), lda, stride_a0, stride_a1,
+            _pointer(b_matrix, offset_b), ldb, stride_b0, stride_b1,
+            outer_size, inner_size, M, N, K, flag_a, flag_b, alpha, beta, variant_number,
         )
         if status:
-            _check_status(status, op, "mr_gemm_batched_" + _suffix(dtype), [("a", a), ("b", b), ("out", c)])
+            _check_status(status, op, "mr_gemm_batched2_" + _suffix(dtype), [("a", a), ("b", b), ("out", c)])
 
 
 def matmul(a, b, trans_a=False, trans_b=False, out=None, variant="auto"):
@@ -272,6 +278,80 @@ def gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, variant="au
     if target.size > 0:
         _gemm_call("gemm", a, b, target, trans_a, trans_b, float(alpha), float(beta), variant_number, batch, M, N,
                    max(K, 0))
+    if target is not c:
+        c[...] = target
+    return c
+
+
+_PACK_B_BYTES = {np.dtype(np.float32): lib.mr_gemm_pack_b_bytes_f32, np.dtype(np.float64): lib.mr_gemm_pack_b_bytes_f64}
+_PACK_B = {np.dtype(np.float32): lib.mr_gemm_pack_b_f32, np.dtype(np.float64): lib.mr_gemm_pack_b_f64}
+_PREPACKED = {np.dtype(np.float32): lib.mr_gemm_prepacked_f32, np.dtype(np.float64): lib.mr_gemm_prepacked_f64}
+_PACKED_ALIGNMENT = 64  # bytes; mr_gemm_pack_b requires the buffer to start on this boundary
+
+
+class PackedMatrix:
+    """op(b) packed by ``pack_b`` into the C micro-panels, for many ``gemm_packed`` calls.
+
+    The panels live in a numpy byte buffer owned by this object. Their layout depends on
+    the active C kernel set, which the C side checks on every use.
+
+    Attributes:
+        shape: (K, N), the shape of op(b).
+        dtype: the element type.
+    """
+
+    __slots__ = ("shape", "dtype", "_buffer", "_pointer")
+
+    def __init__(self, shape, dtype, buffer):
+        self.shape = shape
+        self.dtype = dtype
+        self._buffer = buffer
+        self._pointer = ffi.from_buffer(buffer)
+
+    def __repr__(self):
+        return f"PackedMatrix(shape={self.shape}, dtype={self.dtype}, backend='c')"
+
+
+def _aligned_bytes(count):
+    """Return a uint8 array of ``count`` bytes that starts on a _PACKED_ALIGNMENT boundary."""
+    raw = np.empty(count + _PACKED_ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % _PACKED_ALIGNMENT
+    return raw[start:start + count]
+
+
+def pack_b(b, trans_b=False):
+    """Pack op(b) once for many ``gemm_packed`` calls; see numpy_backend.pack_b for the contract."""
+    op = "pack_b"
+    _checks.check_pack_b(op, b)
+    dtype = b.dtype
+    b_matrix, ldb, flag_b = _as_matrix(b, bool(trans_b))
+    K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    suffix = _suffix(dtype)
+
+    size = ffi.new("int64_t *")
+    status = _PACK_B_BYTES[dtype](size, K, N)
+    _check_status(status, op, "mr_gemm_pack_b_bytes_" + suffix, [("b", b)])
+    buffer = _aligned_bytes(int(size[0]))
+    status = _PACK_B[dtype](ffi.from_buffer(buffer), buffer.size, _pointer(b_matrix), ldb, K, N, flag_b)
+    _check_status(status, op, "mr_gemm_pack_b_" + suffix, [("b", b)])
+    return PackedMatrix((K, N), dtype, buffer)
+
+
+def gemm_packed(a, packed, c, trans_a=False, alpha=1.0, beta=0.0):
+    """Set c = alpha * op(a) @ op(b) + beta * c against a packed op(b); see numpy_backend.gemm_packed."""
+    op = "gemm_packed"
+    M, N, K = _checks.gemm_packed_shapes(op, a, packed, PackedMatrix, c, trans_a)
+    direct = _out_is_direct(c, M, N) and not np.may_share_memory(c, a)
+    target = c if direct else np.ascontiguousarray(c)
+    if target.size > 0:
+        a_matrix, lda, flag_a = (a, max(a.shape[1], 1), bool(trans_a)) if a.flags.c_contiguous \
+            else _as_matrix(a, bool(trans_a))
+        ldc = target.strides[0] // target.itemsize if M > 1 else max(N, 1)
+        status = _PREPACKED[a.dtype](_pointer(target), ldc, _pointer(a_matrix), lda, packed._pointer, M, flag_a,
+                                     float(alpha), float(beta))
+        if status:
+            _check_status(status, op, "mr_gemm_prepacked_" + _suffix(a.dtype),
+                          [("a", a), ("packed", packed), ("out", c)])
     if target is not c:
         c[...] = target
     return c

@@ -68,6 +68,58 @@ def gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, variant="au
     return c
 
 
+class PackedMatrix:
+    """op(b) prepared by ``pack_b`` for many ``gemm_packed`` calls; here a contiguous copy.
+
+    Attributes:
+        shape: (K, N), the shape of op(b).
+        dtype: the element type.
+        matrix: the (K, N) C-contiguous copy of op(b).
+    """
+
+    __slots__ = ("shape", "dtype", "matrix")
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+        self.shape = matrix.shape
+        self.dtype = matrix.dtype
+
+    def __repr__(self):
+        return f"PackedMatrix(shape={self.shape}, dtype={self.dtype}, backend='numpy')"
+
+
+def pack_b(b, trans_b=False):
+    """Prepare op(b) once for many ``gemm_packed`` calls (a snapshot: repack after b changes).
+
+    Args:
+        b: (K, N), or (N, K) when ``trans_b``.
+
+    Returns:
+        A PackedMatrix of shape (K, N).
+    """
+    _checks.check_pack_b("pack_b", b)
+    op_b = b.T if trans_b else b
+    return PackedMatrix(np.array(op_b, order="C", copy=True))
+
+
+def gemm_packed(a, packed, c, trans_a=False, alpha=1.0, beta=0.0):
+    """Set c = alpha * op(a) @ op(b) + beta * c with op(b) from ``pack_b``, and return c.
+
+    Args:
+        a: (M, K), or (K, M) when ``trans_a``.
+        packed: the PackedMatrix of op(b), shape (K, N), from this backend's ``pack_b``.
+        c: (M, N) array written in place. Its values are ignored when beta = 0.
+    """
+    _checks.gemm_packed_shapes("gemm_packed", a, packed, PackedMatrix, c, trans_a)
+    op_a = a.T if trans_a else a
+    product = alpha * np.matmul(op_a, packed.matrix)
+    if beta == 0:
+        c[...] = product
+    else:
+        c[...] = product + beta * c
+    return c
+
+
 # ---- softmax family -------------------------------------------------------------------------
 
 

@@ -21,14 +21,9 @@ import numpy as np
 from .. import backend as _backend
 from ..autograd.node import Op
 from ..errors import DTypeError, ShapeError
+from ..ops import fused
 from ..ops._util import to_tensor
 from ..tensor import Tensor
-
-
-def _sigmoid(x):
-    """Logistic sigmoid on an array, without overflow for any x."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _project_inputs(matmul, x, w_ih):
@@ -59,31 +54,32 @@ class LSTMSequence(Op):
 
     Output: (T + 1, B, H), the hidden states h_1..h_T followed by the final cell state
     c_T, so one op output carries both (``lstm_sequence`` splits them).
+
+    Neither time loop allocates per step. Its buffers are made once per sequence, the
+    recurrent GEMM accumulates into the step's slice of the input projection, and the
+    elementwise part runs through the buffer-writing kernels of ``ops.fused``.
     """
 
     name = "lstm_sequence"
     once_differentiable = True
 
     def forward(self, x, h0, c0, w_ih, w_hh, *biases):
-        matmul = _backend.current().matmul
+        kernels = _backend.current()
         steps, batch, _ = x.shape
         hidden = h0.shape[-1]
-        projected = _project_inputs(matmul, x, w_ih)
+        pre = _project_inputs(kernels.matmul, x, w_ih)                # (T, B, 4H), h·W_hhᵀ added per step
         if biases:
-            projected += biases[0] + biases[1]
+            pre += biases[0] + biases[1]
 
         gates = np.empty((steps, batch, 4 * hidden), dtype=x.dtype)   # activated i, f, g, o
         hs = np.empty((steps + 1, batch, hidden), dtype=x.dtype)      # h_0 .. h_T
         cs = np.empty((steps + 1, batch, hidden), dtype=x.dtype)      # c_0 .. c_T
+        tanh_cs = np.empty((steps, batch, hidden), dtype=x.dtype)     # tanh(c_1) .. tanh(c_T)
         hs[0], cs[0] = h0, c0
+        w_hh_t = kernels.pack_b(w_hh, trans_b=True)                   # W_hhᵀ (H, 4H), packed once for T GEMMs
         for t in range(steps):
-            pre = projected[t] + matmul(hs[t], w_hh, trans_b=True)
-            gates[t, :, :2 * hidden] = _sigmoid(pre[:, :2 * hidden])
-            gates[t, :, 2 * hidden:3 * hidden] = np.tanh(pre[:, 2 * hidden:3 * hidden])
-            gates[t, :, 3 * hidden:] = _sigmoid(pre[:, 3 * hidden:])
-            i, f, g, o = np.split(gates[t], 4, axis=-1)
-            cs[t + 1] = f * cs[t] + i * g
-            hs[t + 1] = o * np.tanh(cs[t + 1])
+            kernels.gemm_packed(hs[t], w_hh_t, pre[t], beta=1.0)
+            fused.lstm_cell_forward(pre[t], cs[t], gates[t], cs[t + 1], tanh_cs[t], hs[t + 1])
 
         self.save_input("x", 0)
         self.save_input("w_ih", 3)
@@ -91,33 +87,29 @@ class LSTMSequence(Op):
         self.save_array("gates", gates)
         self.save_array("hs", hs)
         self.save_array("cs", cs)
+        self.save_array("tanh_cs", tanh_cs)
         out = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
         out[:steps] = hs[1:]
         out[steps] = cs[steps]
         return out
 
     def vjp(self, g):
-        matmul = _backend.current().matmul
+        kernels = _backend.current()
         x, w_ih, w_hh = (self.saved(name).data for name in ("x", "w_ih", "w_hh"))
-        gates, hs, cs = (self.saved(name).data for name in ("gates", "hs", "cs"))
+        gates, hs, cs, tanh_cs = (self.saved(name).data for name in ("gates", "hs", "cs", "tanh_cs"))
         steps = x.shape[0]
         g = g.data
-        dh = np.zeros_like(hs[0])
-        dc = np.array(g[steps])
+        dh = np.zeros_like(hs[0])      # cotangent of h_t, then of h_{t-1} after the step's GEMM
+        dc = np.array(g[steps])        # cotangent of c_t from later steps, carried in place
+        scratch = np.empty_like(dc)
         gate_grads = np.empty_like(gates)
+        w_hh_packed = kernels.pack_b(w_hh)                            # (4H, H), packed once for T GEMMs
         for t in reversed(range(steps)):
-            dh = dh + g[t]
-            i, f, gg, o = np.split(gates[t], 4, axis=-1)
-            tanh_c = np.tanh(cs[t + 1])
-            dc = dc + dh * o * (1.0 - tanh_c * tanh_c)         # from h_t = o·tanh(c_t)
-            d_i, d_f, d_g, d_o = np.split(gate_grads[t], 4, axis=-1)
-            d_i[...] = dc * gg * i * (1.0 - i)                 # c_t = f·c_{t-1} + i·g
-            d_f[...] = dc * cs[t] * f * (1.0 - f)
-            d_g[...] = dc * i * (1.0 - gg * gg)
-            d_o[...] = dh * tanh_c * o * (1.0 - o)
-            dc = dc * f
-            dh = matmul(gate_grads[t], w_hh)                   # to h_{t-1} through W_hh
+            dh += g[t]
+            fused.lstm_cell_backward(dh, dc, gates[t], cs[t], tanh_cs[t], gate_grads[t], dc, scratch)
+            kernels.gemm_packed(gate_grads[t], w_hh_packed, dh)       # to h_{t-1} through W_hh
 
+        matmul = kernels.matmul
         rows, d_w_ih, d_w_hh = _weight_gradients(matmul, gate_grads, x, hs[:steps])
         d_x = matmul(rows, w_ih).reshape(x.shape) if self.parents[0] is not None else None
         grads = [d_x, dh, dc, d_w_ih, d_w_hh]
@@ -135,33 +127,45 @@ class GRUSequence(Op):
     n = tanh(W_in·x + b_in + r ⊙ (W_hn·h + b_hn)).
 
     Output: (T, B, H), the hidden states h_1..h_T.
+
+    As in ``LSTMSequence``, the time loops write into buffers made once per sequence.
     """
 
     name = "gru_sequence"
     once_differentiable = True
 
     def forward(self, x, h0, w_ih, w_hh, *biases):
-        matmul = _backend.current().matmul
+        kernels = _backend.current()
         steps, batch, _ = x.shape
         hidden = h0.shape[-1]
-        projected = _project_inputs(matmul, x, w_ih)
+        projected = _project_inputs(kernels.matmul, x, w_ih)
         if biases:
             projected += biases[0]
 
         gates = np.empty((steps, batch, 3 * hidden), dtype=x.dtype)      # activated r, z, n
         recurrent_n = np.empty((steps, batch, hidden), dtype=x.dtype)    # W_hn·h + b_hn
         hs = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
+        recurrent = np.empty((batch, 3 * hidden), dtype=x.dtype)         # W_hh·h + b_hh of one step
         hs[0] = h0
+        w_hh_t = kernels.pack_b(w_hh, trans_b=True)                      # W_hhᵀ (H, 3H), packed once for T GEMMs
         for t in range(steps):
-            recurrent = matmul(hs[t], w_hh, trans_b=True)
             if biases:
-                recurrent += biases[1]
-            gates[t, :, :2 * hidden] = _sigmoid(projected[t, :, :2 * hidden] + recurrent[:, :2 * hidden])
-            r, z = gates[t, :, :hidden], gates[t, :, hidden:2 * hidden]
+                recurrent[...] = biases[1]
+            kernels.gemm_packed(hs[t], w_hh_t, recurrent, beta=1.0 if biases else 0.0)
+            r_z = gates[t, :, :2 * hidden]
+            np.add(projected[t, :, :2 * hidden], recurrent[:, :2 * hidden], out=r_z)
+            fused.sigmoid_into(r_z, r_z)
+            r, z, n = _gru_blocks(gates[t], hidden)
+
             recurrent_n[t] = recurrent[:, 2 * hidden:]
-            n = np.tanh(projected[t, :, 2 * hidden:] + r * recurrent_n[t])
-            gates[t, :, 2 * hidden:] = n
-            hs[t + 1] = (1.0 - z) * n + z * hs[t]
+            np.multiply(r, recurrent_n[t], out=n)
+            n += projected[t, :, 2 * hidden:]
+            np.tanh(n, out=n)
+            # h_t = (1 − z)·n + z·h_{t-1}, written as n + z·(h_{t-1} − n).
+            h = hs[t + 1]
+            np.subtract(hs[t], n, out=h)
+            h *= z
+            h += n
 
         self.save_input("x", 0)
         self.save_input("w_ih", 2)
@@ -172,24 +176,45 @@ class GRUSequence(Op):
         return hs[1:].copy()
 
     def vjp(self, g):
-        matmul = _backend.current().matmul
+        kernels = _backend.current()
         x, w_ih, w_hh = (self.saved(name).data for name in ("x", "w_ih", "w_hh"))
         gates, recurrent_n, hs = (self.saved(name).data for name in ("gates", "recurrent_n", "hs"))
         steps = x.shape[0]
+        hidden = hs.shape[-1]
         g = g.data
         dh = np.zeros_like(hs[0])
+        scratch = np.empty_like(dh)
         input_grads = np.empty_like(gates)       # d(pre-activation) of the input projection
         recurrent_grads = np.empty_like(gates)   # d(W_hh·h + b_hh)
+        w_hh_packed = kernels.pack_b(w_hh)       # (3H, H), packed once for T GEMMs
         for t in reversed(range(steps)):
-            dh = dh + g[t]
-            r, z, n = np.split(gates[t], 3, axis=-1)
-            d_n = dh * (1.0 - z) * (1.0 - n * n)               # h_t = (1 − z)·n + z·h_{t-1}
-            d_r = d_n * recurrent_n[t] * r * (1.0 - r)         # n = tanh(x_n + r·(W_hn·h + b_hn))
-            d_z = dh * (hs[t] - n) * z * (1.0 - z)
-            input_grads[t] = np.concatenate([d_r, d_z, d_n], axis=-1)
-            recurrent_grads[t] = np.concatenate([d_r, d_z, d_n * r], axis=-1)
-            dh = dh * z + matmul(recurrent_grads[t], w_hh)
+            dh += g[t]
+            r, z, n = _gru_blocks(gates[t], hidden)
+            d_r, d_z, d_n = _gru_blocks(input_grads[t], hidden)
 
+            # h_t = (1 − z)·n + z·h_{t-1}:  d_n = dh·(1 − z)·(1 − n²),  d_z = dh·(h_{t-1} − n)·σ'(z).
+            np.multiply(n, n, out=d_n)
+            np.subtract(1.0, d_n, out=d_n)
+            np.subtract(1.0, z, out=scratch)
+            d_n *= scratch
+            d_n *= dh
+            d_z[...] = scratch
+            d_z *= z
+            np.subtract(hs[t], n, out=scratch)
+            d_z *= scratch
+            d_z *= dh
+            # n = tanh(x_n + r·(W_hn·h + b_hn)):  d_r = d_n·(W_hn·h + b_hn)·σ'(r).
+            np.subtract(1.0, r, out=d_r)
+            d_r *= r
+            d_r *= recurrent_n[t]
+            d_r *= d_n
+
+            recurrent_grads[t, :, :2 * hidden] = input_grads[t, :, :2 * hidden]
+            np.multiply(d_n, r, out=recurrent_grads[t, :, 2 * hidden:])
+            dh *= z
+            kernels.gemm_packed(recurrent_grads[t], w_hh_packed, dh, beta=1.0)  # to h_{t-1}: dh·z + d_recurrent·W_hh
+
+        matmul = kernels.matmul
         steps_batch = steps * x.shape[1]
         input_rows = input_grads.reshape(steps_batch, -1)
         recurrent_rows = recurrent_grads.reshape(steps_batch, -1)
@@ -200,6 +225,11 @@ class GRUSequence(Op):
         if len(self.parents) == 6:
             grads += [input_rows.sum(axis=0), recurrent_rows.sum(axis=0)]
         return tuple(None if grad is None else _as_tensor(grad) for grad in grads)
+
+
+def _gru_blocks(array, hidden):
+    """Split the last axis of (..., 3H) into the gate blocks r, z, n (views)."""
+    return array[..., :hidden], array[..., hidden:2 * hidden], array[..., 2 * hidden:]
 
 
 def _check_sequence_inputs(function, x, h0, w_ih, w_hh, biases, gate_count):
