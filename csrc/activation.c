@@ -27,6 +27,8 @@
 #define v_fma(a, b, c) ((a) * (b) + (c)) /* two roundings: -std=c11 does not contract it */
 #define v_ge_zero(x) ((x) >= 0)
 #define v_select(m, a, b) ((m) ? (a) : (b))
+/* Comparisons with NaN are false, so NaN falls through to x. */
+#define v_clamp(x, b) ((x) < -(real)(b) ? -(real)(b) : ((x) > (real)(b) ? (real)(b) : (x)))
 
 #define real float
 #define vec float

@@ -37,6 +37,13 @@ static inline __m256 abs_ps(__m256 x)
     return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
 }
 
+/* x clamped to [-b, b]; max and min return their second operand when one is NaN, so NaN passes. */
+static inline __m256 clamp_ps(__m256 x, double b)
+{
+    const __m256 bound = _mm256_set1_ps(b);
+    return _mm256_min_ps(bound, _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), bound), x));
+}
+
 static inline __m256 tanh_ps(__m256 x)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -62,6 +69,7 @@ static inline __m256 tanh_ps(__m256 x)
 #define v_abs abs_ps
 #define v_ge_zero(x) _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ)
 #define v_select(m, a, b) _mm256_blendv_ps(b, a, m)
+#define v_clamp clamp_ps
 #define v_exp exp_ps
 #define v_tanh tanh_ps
 #include "activation_vec_template.h"
@@ -82,6 +90,7 @@ static inline __m256 tanh_ps(__m256 x)
 #undef v_abs
 #undef v_ge_zero
 #undef v_select
+#undef v_clamp
 #undef v_exp
 #undef v_tanh
 
@@ -104,6 +113,13 @@ static inline void store_pd(double* p, __m256d v, int64_t rem)
 static inline __m256d abs_pd(__m256d x)
 {
     return _mm256_andnot_pd(_mm256_set1_pd(-0.0), x);
+}
+
+/* x clamped to [-b, b]; max and min return their second operand when one is NaN, so NaN passes. */
+static inline __m256d clamp_pd(__m256d x, double b)
+{
+    const __m256d bound = _mm256_set1_pd(b);
+    return _mm256_min_pd(bound, _mm256_max_pd(_mm256_sub_pd(_mm256_setzero_pd(), bound), x));
 }
 
 static inline __m256d tanh_pd(__m256d x)
@@ -131,6 +147,7 @@ static inline __m256d tanh_pd(__m256d x)
 #define v_abs abs_pd
 #define v_ge_zero(x) _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ)
 #define v_select(m, a, b) _mm256_blendv_pd(b, a, m)
+#define v_clamp clamp_pd
 #define v_exp exp_pd
 #define v_tanh tanh_pd
 #include "activation_vec_template.h"

@@ -12,6 +12,7 @@
  *   v_set(a), v_add, v_sub, v_mul, v_div, v_fma(a, b, c) = a * b + c, v_abs
  *   v_ge_zero(x)                 lane mask of x >= 0 (false for NaN)
  *   v_select(m, a, b)            a where m is set, b elsewhere
+ *   v_clamp(x, b)                x clamped to [-b, b] (NaN stays NaN)
  *   v_exp(x)                     e^x for x <= 0 (NaN stays NaN)
  *   v_tanh(x)                    tanh(x)
  *
@@ -104,7 +105,9 @@ static void KFX(gelu_tanh_block)(real* y, const real* x, int64_t n)
 /*
  * dx = dy * d/dx [x sigma(2u)] = dy * (s + x * sigma'(2u) * 2u'), where
  * sigma'(2u) = s (1 - s) = e q^2 (no cancellation at either end) and
- * 2u' = 2K (1 + 3 A x^2).
+ * 2u' = 2K (1 + 3 A x^2). The second term takes x clamped to [-1000, 1000]: it is
+ * exactly 0 there already (e underflows once |x| > 22), and the clamp keeps x 2u'
+ * finite, so a huge finite x (or +-inf) gives the limit 1 or 0, not inf * 0 = NaN.
  */
 static void KFX(gelu_tanh_backward_block)(real* dx, const real* dy, const real* x, int64_t n)
 {
@@ -115,9 +118,10 @@ static void KFX(gelu_tanh_backward_block)(real* dx, const real* dy, const real* 
         const vec xv = v_load(x + j, rem);
         vec e, q;
         const vec s = KFX(gelu_parts)(xv, &e, &q);
-        const vec two_u_prime = v_fma(slope_a, v_mul(xv, xv), slope_b);
+        const vec xc = v_clamp(xv, 1000);
+        const vec two_u_prime = v_fma(slope_a, v_mul(xc, xc), slope_b);
         const vec sigma_prime = v_mul(e, v_mul(q, q));
-        const vec derivative = v_fma(v_mul(xv, two_u_prime), sigma_prime, s);
+        const vec derivative = v_fma(v_mul(xc, two_u_prime), sigma_prime, s);
         v_store(dx + j, v_mul(v_load(dy + j, rem), derivative), rem);
     }
 }

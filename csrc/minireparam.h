@@ -161,7 +161,8 @@ int mr_cross_entropy_backward_f64(double* dlogits, const double* dlosses, int64_
  *               approximate="tanh"), computed as x * sigmoid(2u); dx = dy * y'(x), from x
  * Special values: NaN gives NaN; tanh(+-inf) = +-1 and sigmoid(+-inf) = 1 or 0;
  * tanh(x) is exactly +-1 and sigmoid(x) exactly 1 once the true value is within
- * half an ulp. gelu_tanh(-inf) and both derivatives at +-inf are NaN, as in PyTorch.
+ * half an ulp. gelu_tanh(-inf) is NaN (-inf * 0, as in PyTorch); its derivative at
+ * +-inf is the limit 1 or 0 (PyTorch gives NaN there).
  * ACCURACY-BOUNDS
  */
 int mr_sigmoid_forward_f32(float* y, const float* x, int64_t n);

@@ -209,9 +209,9 @@ def get_num_threads():
 #
 # Conventions shared with the C kernels: NaN in gives NaN out; sigmoid and tanh saturate
 # to exactly 0 or +-1; gelu_tanh is computed as x * sigmoid(2u), which equals PyTorch's
-# 0.5 x (1 + tanh(u)) but does not cancel for negative x, and follows PyTorch at the
-# infinities (gelu_tanh(-inf) and both derivatives at +-inf are NaN). ``out`` may be
-# the input array itself.
+# 0.5 x (1 + tanh(u)) but does not cancel for negative x. gelu_tanh(-inf) is NaN (-inf * 0,
+# as in PyTorch), while its derivative at +-inf is the limit 1 or 0 (PyTorch gives NaN).
+# ``out`` may be the input array itself.
 
 # sqrt(2 / pi) and the cubic coefficient of the GELU tanh approximation.
 GELU_K = 0.7978845608028654
@@ -272,9 +272,12 @@ def gelu_tanh_backward(x, dy, out=None):
     _checks.check_elementwise("gelu_tanh_backward", [("x", x), ("dy", dy)])
     dtype = x.dtype.type
     e, q, s = _gelu_tanh_parts(x)
+    # The second term is exactly 0 for |x| > 22 (e underflows); clamping x there keeps
+    # x * 2u' finite, so a huge x or +-inf gives the limit 1 or 0 instead of inf * 0 = NaN.
+    clamped = np.clip(x, dtype(-1000), dtype(1000))
     with np.errstate(over="ignore", invalid="ignore"):
-        two_u_prime = dtype(6 * GELU_K * GELU_A) * (x * x) + dtype(2 * GELU_K)
-        derivative = s + (x * two_u_prime) * (e * (q * q))
+        two_u_prime = dtype(6 * GELU_K * GELU_A) * (clamped * clamped) + dtype(2 * GELU_K)
+        derivative = s + (clamped * two_u_prime) * (e * (q * q))
         dx = dy * derivative
     return _finish("gelu_tanh_backward", np.asarray(dx), out)
 
