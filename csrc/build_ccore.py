@@ -20,8 +20,8 @@ ROOT = os.path.dirname(HERE)
 
 # Sources relative to the repository root, as setuptools requires.
 CSRC = os.path.relpath(HERE, ROOT) if os.path.isabs(HERE) else HERE
-PORTABLE_SOURCES = ["core.c", "gemm.c", "softmax.c", "cross_entropy.c"]
-AVX2_SOURCES = ["gemm_avx2.c", "softmax_avx2.c"]
+PORTABLE_SOURCES = ["core.c", "gemm.c", "softmax.c", "cross_entropy.c", "activation.c"]
+AVX2_SOURCES = ["gemm_avx2.c", "softmax_avx2.c", "activation_avx2.c"]
 
 # -O3 for the vectorizer; no -march=native, so the module runs on any x86-64 CPU
 # and the AVX2 code is reached only through the run-time check in core.c.

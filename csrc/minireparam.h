@@ -208,6 +208,94 @@ int mr_cross_entropy_backward_f64(double* dlogits, const double* dlosses, int64_
                                   const double* logits, const int64_t* targets, const double* lse,
                                   int64_t R, int64_t C, int64_t ignore_index, double label_smoothing);
 
+/*
+ * Elementwise activations, forward and backward, over n contiguous elements.
+ * Sizes: n elements; every array below is (n,). The backward kernels overwrite
+ * (do not accumulate into) dx. An output may be the same buffer as an input
+ * (in place), but must not overlap it at a shifted position.
+ *   sigmoid:    y = 1 / (1 + e^-x);           dx = dy * y * (1 - y), from y
+ *   tanh:       y = tanh(x);                  dx = dy * (1 - y^2), from y
+ *   gelu_tanh:  y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) (PyTorch's
+ *               approximate="tanh"), computed as x * sigmoid(2u); dx = dy * y'(x), from x
+ * Special values: NaN gives NaN; tanh(+-inf) = +-1 and sigmoid(+-inf) = 1 or 0;
+ * tanh(x) is exactly +-1 and sigmoid(x) exactly 1 once the true value is within
+ * half an ulp. gelu_tanh(-inf) is NaN (-inf * 0, as in PyTorch); its derivative at
+ * +-inf is the limit 1 or 0 (PyTorch gives NaN there).
+ * Accuracy against a long double reference (tests/test_kernels_activation.py,
+ * test_accuracy_sweep: 400k values of |x| <= 100 per dtype plus subnormals and tails;
+ * bound = max measured error over the AVX2 and portable kernels and the numpy
+ * backend, plus 25%, rounded up to half a unit). The AVX2 float64 kernels use the
+ * vectorized exp_pd / expm1_pd of vecmath_avx2.h, the portable ones scalar libm.
+ *   sigmoid     4 ulp   (measured 3.2 float32, 2.3 float64)
+ *   tanh        3.5 ulp (measured 2.5 float32, 2.4 float64)
+ *   gelu_tanh   3.5 (1 + |2u|) ulp: the rounding of 2u is amplified by |2u| in e^-|2u|
+ *               (measured 2.8 float32, 2.4 float64 per unit of 1 + |2u|)
+ *   backward    0.5 (sigmoid), 1 (tanh), 3 (gelu_tanh) times eps * |dy| absolute
+ *               (measured 0.31, 0.75, 2.2)
+ * In the AVX2 kernels e^x flushes to 0 below x = -87.3 (float32) or -708.4 (float64),
+ * so sigmoid and gelu_tanh give 0 where the true result is below 2^-126 (2^-1022)
+ * times max(1, |x|) instead of a subnormal.
+ */
+int mr_sigmoid_forward_f32(float* y, const float* x, int64_t n);
+int mr_sigmoid_forward_f64(double* y, const double* x, int64_t n);
+int mr_sigmoid_backward_f32(float* dx, const float* dy, const float* y, int64_t n);
+int mr_sigmoid_backward_f64(double* dx, const double* dy, const double* y, int64_t n);
+int mr_tanh_forward_f32(float* y, const float* x, int64_t n);
+int mr_tanh_forward_f64(double* y, const double* x, int64_t n);
+int mr_tanh_backward_f32(float* dx, const float* dy, const float* y, int64_t n);
+int mr_tanh_backward_f64(double* dx, const double* dy, const double* y, int64_t n);
+int mr_gelu_tanh_forward_f32(float* y, const float* x, int64_t n);
+int mr_gelu_tanh_forward_f64(double* y, const double* x, int64_t n);
+int mr_gelu_tanh_backward_f32(float* dx, const float* dy, const float* x, int64_t n);
+int mr_gelu_tanh_backward_f64(double* dx, const double* dy, const double* x, int64_t n);
+
+/*
+ * LSTM cell, the elementwise part of one step, over B rows of hidden size H. Each
+ * operand is a row-major matrix with its own leading dimension (ld*, in elements),
+ * so row blocks of larger buffers work without a copy. Gate order i, f, g, o:
+ *     i, f, o = sigmoid(pre);  g = tanh(pre);  c = f * c_prev + i * g;  h = o * tanh(c)
+ *   gates   (B, ld_gates)   overwritten with the activated gates, ld_gates >= 4H
+ *   c       (B, ld_c)       overwritten with the new cell state, ld_c >= H
+ *   tanh_c  (B, ld_tanh_c)  overwritten with tanh(c)
+ *   h       (B, ld_h)       overwritten with the new hidden state
+ *   pre     (B, ld_pre)     pre-activations, blocks i, f, g, o of H columns each, ld_pre >= 4H
+ *   c_prev  (B, ld_c_prev)  previous cell state; c may be the same buffer (in place)
+ * Returns MR_ERR_INVALID_ARGUMENT for a negative B or H or a too small leading dimension.
+ */
+int mr_lstm_cell_forward_f32(float* gates, int64_t ld_gates, float* c, int64_t ld_c, float* tanh_c,
+                             int64_t ld_tanh_c, float* h, int64_t ld_h, const float* pre, int64_t ld_pre,
+                             const float* c_prev, int64_t ld_c_prev, int64_t B, int64_t H);
+int mr_lstm_cell_forward_f64(double* gates, int64_t ld_gates, double* c, int64_t ld_c, double* tanh_c,
+                             int64_t ld_tanh_c, double* h, int64_t ld_h, const double* pre, int64_t ld_pre,
+                             const double* c_prev, int64_t ld_c_prev, int64_t B, int64_t H);
+
+/*
+ * LSTM cell backward, from the forward's activated gates, c_prev and tanh(c):
+ *     total   = dc + dh * o * (1 - tanh(c)^2)     (the cotangent of c)
+ *     d_pre   = blocks [total g i (1 - i), total c_prev f (1 - f),
+ *                       total i (1 - g^2), dh tanh(c) o (1 - o)]
+ *     dc_prev = total * f,  scratch = total
+ *   d_pre    (B, ld_d_pre)    overwritten, ld_d_pre >= 4H
+ *   dc_prev  (B, ld_dc_prev)  overwritten; may be the same buffer as dc, so a loop over
+ *                             time steps can carry one buffer
+ *   scratch  (B, ld_scratch)  overwritten with the total cotangent of c
+ *   dh       (B, ld_dh)       cotangent of h
+ *   dc       (B, ld_dc)       cotangent of c from everything except h
+ *   gates    (B, ld_gates)    from the forward, ld_gates >= 4H
+ *   c_prev   (B, ld_c_prev)
+ *   tanh_c   (B, ld_tanh_c)   from the forward
+ * Returns MR_ERR_INVALID_ARGUMENT for a negative B or H or a too small leading dimension.
+ */
+int mr_lstm_cell_backward_f32(float* d_pre, int64_t ld_d_pre, float* dc_prev, int64_t ld_dc_prev, float* scratch,
+                              int64_t ld_scratch, const float* dh, int64_t ld_dh, const float* dc, int64_t ld_dc,
+                              const float* gates, int64_t ld_gates, const float* c_prev, int64_t ld_c_prev,
+                              const float* tanh_c, int64_t ld_tanh_c, int64_t B, int64_t H);
+int mr_lstm_cell_backward_f64(double* d_pre, int64_t ld_d_pre, double* dc_prev, int64_t ld_dc_prev,
+                              double* scratch, int64_t ld_scratch, const double* dh, int64_t ld_dh,
+                              const double* dc, int64_t ld_dc, const double* gates, int64_t ld_gates,
+                              const double* c_prev, int64_t ld_c_prev, const double* tanh_c, int64_t ld_tanh_c,
+                              int64_t B, int64_t H);
+
 /* Threads used by the threaded GEMM rung and by large softmax and cross-entropy calls.
  * n < 1 means every core. Without OpenMP the count is always 1. */
 void mr_set_num_threads(int n);

@@ -17,7 +17,9 @@ from . import backend as _backend
 
 __all__ = [
     "matmul", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
-    "cross_entropy_backward", "info", "set_num_threads", "get_num_threads", "VARIANTS",
+    "cross_entropy_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu_tanh",
+    "gelu_tanh_backward", "lstm_cell_forward", "lstm_cell_backward", "info", "set_num_threads",
+    "get_num_threads", "VARIANTS",
 ]
 
 # The GEMM rungs, from the simplest to the fastest; "auto" picks per shape.
@@ -66,6 +68,46 @@ def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, re
         logits, target, lse, grad_loss, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, out=out,
     )
+
+
+def sigmoid(x, out=None):
+    """Logistic sigmoid 1 / (1 + e^-x), elementwise, without overflow."""
+    return _backend.current().sigmoid(x, out=out)
+
+
+def sigmoid_backward(y, dy, out=None):
+    """Gradient of sigmoid from its output y: dy * y * (1 - y)."""
+    return _backend.current().sigmoid_backward(y, dy, out=out)
+
+
+def tanh(x, out=None):
+    """Hyperbolic tangent, elementwise."""
+    return _backend.current().tanh(x, out=out)
+
+
+def tanh_backward(y, dy, out=None):
+    """Gradient of tanh from its output y: dy * (1 - y^2)."""
+    return _backend.current().tanh_backward(y, dy, out=out)
+
+
+def gelu_tanh(x, out=None):
+    """GELU with PyTorch's tanh approximation, elementwise."""
+    return _backend.current().gelu_tanh(x, out=out)
+
+
+def gelu_tanh_backward(x, dy, out=None):
+    """Gradient of gelu_tanh from its input x and the upstream gradient dy."""
+    return _backend.current().gelu_tanh_backward(x, dy, out=out)
+
+
+def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
+    """One LSTM step's elementwise part into caller-owned buffers; see ``ops.fused.lstm_cell_forward``."""
+    _backend.current().lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h)
+
+
+def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
+    """One LSTM step's cotangents into caller-owned buffers; see ``ops.fused.lstm_cell_backward``."""
+    _backend.current().lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
 
 
 def set_num_threads(n):

@@ -207,3 +207,98 @@ def reduce_losses(losses, n_valid, reduction, dtype):
     if reduction == "sum":
         return np.array(total, dtype=dtype)
     return np.array(total / n_valid if n_valid > 0 else np.nan, dtype=dtype)
+
+
+# ---- activations and the LSTM cell ----------------------------------------------------------
+
+
+def check_elementwise(op, arrays):
+    """Validate the operands of an elementwise activation kernel: float ndarrays of one shape and dtype.
+
+    ``arrays`` is a list of (name, array); the first one sets the expected shape.
+    """
+    for name, x in arrays:
+        check_float(op, name, x)
+    (first_name, first), *rest = arrays
+    for name, x in rest:
+        if x.shape != first.shape:
+            raise ShapeError(
+                f"{op}: {name} has shape {x.shape} but {first_name} has shape {first.shape}; "
+                "they must have the same shape (no broadcasting)"
+            )
+    check_same_dtype(op, arrays)
+
+
+def _check_lstm_operands(op, hidden_from, wide, narrow):
+    """Validate LSTM cell operands: (..., 4H) arrays in ``wide``, (..., H) arrays in ``narrow``.
+
+    ``hidden_from`` names the (..., H) array that sets H and the leading shape. Every
+    array must be a float ndarray of its dtype.
+    """
+    for name, x in wide + narrow:
+        check_float(op, name, x)
+    reference = dict(narrow)[hidden_from]
+    if reference.ndim == 0:
+        raise ShapeError(f"{op}: {hidden_from} must have at least one dimension (..., H), got shape ()")
+    hidden = reference.shape[-1]
+    lead = reference.shape[:-1]
+    for name, x in wide:
+        if x.shape != lead + (4 * hidden,):
+            raise ShapeError(
+                f"{op}: {name} has shape {x.shape} but {hidden_from} {reference.shape} needs "
+                f"{lead + (4 * hidden,)}: the last axis holds the gate blocks i, f, g, o of H = {hidden} each"
+            )
+    for name, x in narrow:
+        if x.shape != reference.shape:
+            raise ShapeError(f"{op}: {name} has shape {x.shape} but {hidden_from} has shape {reference.shape}")
+    check_same_dtype(op, wide + narrow)
+    return hidden
+
+
+def _same_buffer(a, b):
+    """True when a and b are views of exactly the same elements (same start, shape and strides)."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def check_no_overlap(op, outputs, inputs, allowed=()):
+    """Raise ValueError when an output overlaps an input or another output.
+
+    ``allowed`` lists (output name, input name) pairs that may be the very same buffer
+    (an in-place update); a partial overlap is rejected even for them.
+    """
+    for position, (out_name, out) in enumerate(outputs):
+        if not out.flags.writeable:
+            raise ValueError(f"{op}: output {out_name} (shape {out.shape}) is read-only")
+        for other_name, other in outputs[position + 1:] + inputs:
+            if not np.may_share_memory(out, other):
+                continue
+            if (out_name, other_name) in allowed and _same_buffer(out, other):
+                continue
+            raise ValueError(
+                f"{op}: output {out_name} {out.shape} overlaps {other_name} {other.shape} in memory; "
+                "pass separate buffers" + (f" (only {allowed} may be the same buffer)" if allowed else "")
+            )
+
+
+def check_lstm_forward(pre, c_prev, gates, c, tanh_c, h):
+    """Validate lstm_cell_forward's arrays; return H."""
+    op = "lstm_cell_forward"
+    hidden = _check_lstm_operands(op, "c_prev", [("pre", pre), ("gates", gates)],
+                                  [("c_prev", c_prev), ("c", c), ("tanh_c", tanh_c), ("h", h)])
+    check_no_overlap(op, [("gates", gates), ("c", c), ("tanh_c", tanh_c), ("h", h)],
+                     [("pre", pre), ("c_prev", c_prev)], allowed=(("c", "c_prev"),))
+    return hidden
+
+
+def check_lstm_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
+    """Validate lstm_cell_backward's arrays; return H."""
+    op = "lstm_cell_backward"
+    hidden = _check_lstm_operands(
+        op, "c_prev", [("gates", gates), ("d_pre", d_pre)],
+        [("c_prev", c_prev), ("dh", dh), ("dc", dc), ("tanh_c", tanh_c), ("dc_prev", dc_prev), ("scratch", scratch)],
+    )
+    check_no_overlap(op, [("d_pre", d_pre), ("dc_prev", dc_prev), ("scratch", scratch)],
+                     [("dh", dh), ("dc", dc), ("gates", gates), ("c_prev", c_prev), ("tanh_c", tanh_c)],
+                     allowed=(("dc_prev", "dc"),))
+    return hidden

@@ -483,6 +483,164 @@ def cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100, re
     return buffer
 
 
+# ---- activations ---------------------------------------------------------------------------------
+#
+# Inputs reach C as C-contiguous arrays (a copy only when they are not), and C writes
+# straight into ``out`` when it is C-contiguous and does not partially overlap an input.
+# ``out`` may be the input itself (in place). The numerical conventions are those of
+# numpy_backend's activation section.
+
+
+def _elementwise(op, c_name, out, arrays):
+    """Run an elementwise C kernel over same-shape ``arrays`` (input order of the C call)."""
+    first = arrays[0][1]
+    inputs = [np.ascontiguousarray(x) for _, x in arrays]
+    if out is None:
+        buffer = np.empty(first.shape, dtype=first.dtype)
+    else:
+        _checks.check_out(op, out, first.shape, first.dtype)
+        partial_overlap = any(np.may_share_memory(out, x) and not _checks._same_buffer(out, x) for x in inputs)
+        buffer = out if out.flags.c_contiguous and not partial_overlap else np.empty(first.shape, dtype=first.dtype)
+    if first.size > 0:
+        suffix = _suffix(first.dtype)
+        status = getattr(lib, f"{c_name}_{suffix}")(_pointer(buffer), *[_pointer(x) for x in inputs], first.size)
+        _check_status(status, op, f"{c_name}_{suffix}", arrays)
+    if out is not None and buffer is not out:
+        out[...] = buffer
+        return out
+    return buffer
+
+
+def sigmoid(x, out=None):
+    """Logistic sigmoid of an array of any shape; see numpy_backend.sigmoid."""
+    _checks.check_elementwise("sigmoid", [("x", x)])
+    return _elementwise("sigmoid", "mr_sigmoid_forward", out, [("x", x)])
+
+
+def sigmoid_backward(y, dy, out=None):
+    """dx = dy * y * (1 - y) from the sigmoid output y."""
+    _checks.check_elementwise("sigmoid_backward", [("y", y), ("dy", dy)])
+    # The C argument order is (dx, dy, y): the upstream gradient comes first.
+    return _elementwise("sigmoid_backward", "mr_sigmoid_backward", out, [("dy", dy), ("y", y)])
+
+
+def tanh(x, out=None):
+    """Hyperbolic tangent of an array of any shape."""
+    _checks.check_elementwise("tanh", [("x", x)])
+    return _elementwise("tanh", "mr_tanh_forward", out, [("x", x)])
+
+
+def tanh_backward(y, dy, out=None):
+    """dx = dy * (1 - y^2) from the tanh output y."""
+    _checks.check_elementwise("tanh_backward", [("y", y), ("dy", dy)])
+    return _elementwise("tanh_backward", "mr_tanh_backward", out, [("dy", dy), ("y", y)])
+
+
+def gelu_tanh(x, out=None):
+    """GELU with PyTorch's tanh approximation; see numpy_backend.gelu_tanh."""
+    _checks.check_elementwise("gelu_tanh", [("x", x)])
+    return _elementwise("gelu_tanh", "mr_gelu_tanh_forward", out, [("x", x)])
+
+
+def gelu_tanh_backward(x, dy, out=None):
+    """Gradient of gelu_tanh from its input x and the upstream gradient dy."""
+    _checks.check_elementwise("gelu_tanh_backward", [("x", x), ("dy", dy)])
+    return _elementwise("gelu_tanh_backward", "mr_gelu_tanh_backward", out, [("dy", dy), ("x", x)])
+
+
+# ---- LSTM cell ----------------------------------------------------------------------------------------
+#
+# Each (..., W) operand reaches C as a (rows, W) matrix with a leading dimension when its
+# last axis has unit stride and its leading axes collapse into one row stride (a
+# contiguous array, a row block of a larger buffer, a [t] slice of a (T, B, W) buffer).
+# Any other input is copied to a contiguous array, and any other output is computed in
+# a contiguous temporary that is then copied into it.
+
+
+def _row_layout(x, width):
+    """Return the leading dimension (in elements) of x viewed as (rows, width), or None."""
+    if x.flags.c_contiguous:
+        return max(width, 1)
+    item = x.itemsize
+    if not x.flags.aligned or (width > 1 and x.strides[-1] != item):
+        return None
+    row_axes = [(n, s) for n, s in zip(x.shape[:-1], x.strides[:-1]) if n > 1]
+    if not row_axes:
+        return max(width, 1)
+    for (outer_n, outer_s), (inner_n, inner_s) in zip(row_axes, row_axes[1:]):
+        if outer_s != inner_s * inner_n:
+            return None
+    row_stride = row_axes[-1][1]
+    if row_stride % item or row_stride < max(width, 1) * item:
+        return None
+    return row_stride // item
+
+
+def _lstm_inputs(arrays, widths):
+    """Return [(array, ld)] for the inputs, copying those C cannot read in place."""
+    prepared = []
+    for x, width in zip(arrays, widths):
+        ld = _row_layout(x, width)
+        if ld is None:
+            x = np.ascontiguousarray(x)
+            ld = max(width, 1)
+        prepared.append((x, ld))
+    return prepared
+
+
+def _lstm_outputs(arrays, widths):
+    """Return [(buffer, ld)] for the outputs: each output itself, or a contiguous temporary."""
+    prepared = []
+    for x, width in zip(arrays, widths):
+        ld = _row_layout(x, width)
+        if ld is None:
+            prepared.append((np.empty(x.shape, dtype=x.dtype), max(width, 1)))
+        else:
+            prepared.append((x, ld))
+    return prepared
+
+
+def _copy_back(outputs, prepared):
+    for target, (buffer, _ld) in zip(outputs, prepared):
+        if buffer is not target:
+            target[...] = buffer
+
+
+def _lstm_call(op, c_name, outputs, inputs, rows, hidden):
+    """Run an LSTM cell C kernel on ``rows`` rows; ``outputs`` and ``inputs`` are lists of (name, array, width)."""
+    out_arrays = [x for _, x, _ in outputs]
+    out_prepared = _lstm_outputs(out_arrays, [w for _, _, w in outputs])
+    in_prepared = _lstm_inputs([x for _, x, _ in inputs], [w for _, _, w in inputs])
+    if rows > 0 and hidden > 0:
+        dtype = out_arrays[0].dtype
+        suffix = _suffix(dtype)
+        arguments = []
+        for buffer, ld in out_prepared + in_prepared:
+            arguments += [_pointer(buffer), ld]
+        status = getattr(lib, f"{c_name}_{suffix}")(*arguments, rows, hidden)
+        _check_status(status, op, f"{c_name}_{suffix}", [(name, x) for name, x, _ in outputs + inputs])
+    _copy_back(out_arrays, out_prepared)
+
+
+def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
+    """Run one LSTM step's elementwise part into the given buffers; see numpy_backend.lstm_cell_forward."""
+    hidden = _checks.check_lstm_forward(pre, c_prev, gates, c, tanh_c, h)
+    wide, narrow = 4 * hidden, hidden
+    _lstm_call("lstm_cell_forward", "mr_lstm_cell_forward",
+               [("gates", gates, wide), ("c", c, narrow), ("tanh_c", tanh_c, narrow), ("h", h, narrow)],
+               [("pre", pre, wide), ("c_prev", c_prev, narrow)], c_prev.size // max(hidden, 1), hidden)
+
+
+def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
+    """Write one LSTM step's cotangents into the given buffers; see numpy_backend.lstm_cell_backward."""
+    hidden = _checks.check_lstm_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
+    wide, narrow = 4 * hidden, hidden
+    _lstm_call("lstm_cell_backward", "mr_lstm_cell_backward",
+               [("d_pre", d_pre, wide), ("dc_prev", dc_prev, narrow), ("scratch", scratch, narrow)],
+               [("dh", dh, narrow), ("dc", dc, narrow), ("gates", gates, wide), ("c_prev", c_prev, narrow),
+                ("tanh_c", tanh_c, narrow)], c_prev.size // max(hidden, 1), hidden)
+
+
 # ---- threads and build facts ------------------------------------------------------------------------
 
 

@@ -255,3 +255,186 @@ def set_num_threads(n):
 def get_num_threads():
     """Return the recorded thread count (1 when never set: these kernels are single-threaded)."""
     return 1 if _num_threads is None else _num_threads
+
+
+# ---- activations ------------------------------------------------------------------------------
+#
+# Conventions shared with the C kernels: NaN in gives NaN out; sigmoid and tanh saturate
+# to exactly 0 or +-1; gelu_tanh is computed as x * sigmoid(2u), which equals PyTorch's
+# 0.5 x (1 + tanh(u)) but does not cancel for negative x. gelu_tanh(-inf) is NaN (-inf * 0,
+# as in PyTorch), while its derivative at +-inf is the limit 1 or 0 (PyTorch gives NaN).
+# ``out`` may be the input array itself.
+
+# sqrt(2 / pi) and the cubic coefficient of the GELU tanh approximation.
+GELU_K = 0.7978845608028654
+GELU_A = 0.044715
+
+
+def _sigmoid_parts(x):
+    """Return (e, sigma(x)) with e = exp(-|x|), computed without overflow for any x."""
+    e = np.exp(-np.abs(x))
+    return e, np.where(x >= 0, np.ones((), x.dtype), e) / (1 + e)
+
+
+def sigmoid(x, out=None):
+    """Logistic sigmoid 1 / (1 + e^-x) of an array of any shape, without overflow."""
+    _checks.check_elementwise("sigmoid", [("x", x)])
+    return _finish("sigmoid", np.asarray(_sigmoid_parts(x)[1]), out)
+
+
+def sigmoid_backward(y, dy, out=None):
+    """Gradient of sigmoid from its output y: dx = dy * y * (1 - y)."""
+    _checks.check_elementwise("sigmoid_backward", [("y", y), ("dy", dy)])
+    return _finish("sigmoid_backward", np.asarray(dy * (y * (1 - y))), out)
+
+
+def tanh(x, out=None):
+    """Hyperbolic tangent of an array of any shape."""
+    _checks.check_elementwise("tanh", [("x", x)])
+    return _finish("tanh", np.asarray(np.tanh(x)), out)
+
+
+def tanh_backward(y, dy, out=None):
+    """Gradient of tanh from its output y: dx = dy * (1 - y^2)."""
+    _checks.check_elementwise("tanh_backward", [("y", y), ("dy", dy)])
+    return _finish("tanh_backward", np.asarray(dy * (1 - y * y)), out)
+
+
+def _gelu_tanh_parts(x):
+    """Return (e, q, s) for GELU's tanh approximation: e = exp(-|2u|), q = 1 / (1 + e), s = sigma(2u)."""
+    dtype = x.dtype.type
+    with np.errstate(over="ignore", invalid="ignore"):
+        two_u = x * (dtype(2 * GELU_K * GELU_A) * (x * x) + dtype(2 * GELU_K))
+        e = np.exp(-np.abs(two_u))
+    q = 1 / (1 + e)
+    return e, q, np.where(x >= 0, np.ones((), x.dtype), e) * q
+
+
+def gelu_tanh(x, out=None):
+    """GELU with PyTorch's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    _checks.check_elementwise("gelu_tanh", [("x", x)])
+    _e, _q, s = _gelu_tanh_parts(x)
+    with np.errstate(invalid="ignore"):
+        y = x * s
+    return _finish("gelu_tanh", np.asarray(y), out)
+
+
+def gelu_tanh_backward(x, dy, out=None):
+    """Gradient of gelu_tanh from its input x: dx = dy * (s + x * 2u'(x) * s (1 - s)), s = sigma(2u)."""
+    _checks.check_elementwise("gelu_tanh_backward", [("x", x), ("dy", dy)])
+    dtype = x.dtype.type
+    e, q, s = _gelu_tanh_parts(x)
+    # The second term is exactly 0 for |x| > 22 (e underflows); clamping x there keeps
+    # x * 2u' finite, so a huge x or +-inf gives the limit 1 or 0 instead of inf * 0 = NaN.
+    clamped = np.clip(x, dtype(-1000), dtype(1000))
+    with np.errstate(over="ignore", invalid="ignore"):
+        two_u_prime = dtype(6 * GELU_K * GELU_A) * (clamped * clamped) + dtype(2 * GELU_K)
+        derivative = s + (clamped * two_u_prime) * (e * (q * q))
+        dx = dy * derivative
+    return _finish("gelu_tanh_backward", np.asarray(dx), out)
+
+
+# ---- LSTM cell ----------------------------------------------------------------------------------
+
+
+def sigmoid_into(x, out):
+    """Write σ(x) = 1 / (1 + e^−x) into ``out`` (which may be ``x``) and return it.
+
+    For x < −88 (float32) e^−x overflows to inf and σ is exactly 0, its correct rounded
+    value, so the overflow warning is silenced.
+    """
+    with np.errstate(over="ignore"):
+        # NOTE: not np.negative(x, out=out): numpy 2.4.6 writes wrong float64 values when
+        # ``out`` is a (n, 1) column of a wider array; multiplying by -1 is exact and unaffected.
+        np.multiply(x, -1.0, out=out)
+        np.exp(out, out=out)
+    out += 1.0
+    np.reciprocal(out, out=out)
+    return out
+
+
+def _gate_blocks(array, hidden):
+    """Split the last axis of (..., 4H) into the four gate blocks i, f, g, o (views)."""
+    return tuple(array[..., k * hidden:(k + 1) * hidden] for k in range(4))
+
+
+def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
+    """Run one LSTM step's elementwise part, writing every result into the given buffers.
+
+    With the pre-activations of the gates in PyTorch's order (i, f, g, o):
+        i, f, o = σ(·);  g = tanh(·);  c = f·c_prev + i·g;  h = o·tanh(c)
+
+    Args:
+        pre: (..., 4H) pre-activations x·W_ihᵀ + b_ih + h_prev·W_hhᵀ + b_hh (read only).
+        c_prev: (..., H) the previous cell state (read only; ``c`` may be the same buffer).
+        gates: (..., 4H) output buffer for the activated gates (kept for the backward).
+        c: (..., H) output buffer for the new cell state.
+        tanh_c: (..., H) output buffer for tanh(c) (kept for the backward).
+        h: (..., H) output buffer for the new hidden state.
+
+    Raises:
+        ShapeError, DTypeError: operands of the wrong shape or dtype.
+        ValueError: an output overlapping another operand (except ``c`` being ``c_prev``).
+    """
+    hidden = _checks.check_lstm_forward(pre, c_prev, gates, c, tanh_c, h)
+    sigmoid_into(pre[..., :2 * hidden], gates[..., :2 * hidden])
+    np.tanh(pre[..., 2 * hidden:3 * hidden], out=gates[..., 2 * hidden:3 * hidden])
+    sigmoid_into(pre[..., 3 * hidden:], gates[..., 3 * hidden:])
+    i, f, g, o = _gate_blocks(gates, hidden)
+
+    np.multiply(f, c_prev, out=c)
+    np.multiply(i, g, out=tanh_c)  # tanh_c stores i·g until the tanh below overwrites it
+    c += tanh_c
+    np.tanh(c, out=tanh_c)
+    np.multiply(o, tanh_c, out=h)
+
+
+def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
+    """Write the cotangents of one LSTM step's pre-activations and previous cell state.
+
+    Args:
+        dh: (..., H) cotangent of h (read only).
+        dc: (..., H) cotangent of c from everything except h (read only; may be ``dc_prev``).
+        gates, c_prev, tanh_c: the forward's activated gates (..., 4H), previous cell state
+            and tanh(c), as saved by ``lstm_cell_forward``.
+        d_pre: (..., 4H) output buffer for the cotangent of the pre-activations.
+        dc_prev: (..., H) output buffer for the cotangent of c_prev; may alias ``dc``, so a
+            loop over time can carry one dc buffer.
+        scratch: (..., H) work buffer; on return it contains the total cotangent of c.
+
+    Raises:
+        ShapeError, DTypeError: operands of the wrong shape or dtype.
+        ValueError: an output overlapping another operand (except ``dc_prev`` being ``dc``).
+    """
+    hidden = _checks.check_lstm_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
+    i, f, g, o = _gate_blocks(gates, hidden)
+    d_i, d_f, d_g, d_o = _gate_blocks(d_pre, hidden)
+
+    # Total cotangent of c: dc + dh·o·(1 − tanh²c), from h = o·tanh(c).
+    total = scratch
+    np.multiply(tanh_c, tanh_c, out=total)
+    np.subtract(1.0, total, out=total)
+    total *= o
+    total *= dh
+    total += dc
+
+    # d_o = dh·tanh(c)·σ'(o), with σ' = σ·(1 − σ) from the activated gate.
+    np.subtract(1.0, o, out=d_o)
+    d_o *= o
+    d_o *= tanh_c
+    d_o *= dh
+    # c = f·c_prev + i·g: d_i = total·g·σ'(i), d_f = total·c_prev·σ'(f), d_g = total·i·(1 − g²).
+    np.subtract(1.0, i, out=d_i)
+    d_i *= i
+    d_i *= g
+    d_i *= total
+    np.subtract(1.0, f, out=d_f)
+    d_f *= f
+    d_f *= c_prev
+    d_f *= total
+    np.multiply(g, g, out=d_g)
+    np.subtract(1.0, d_g, out=d_g)
+    d_g *= i
+    d_g *= total
+
+    np.multiply(total, f, out=dc_prev)

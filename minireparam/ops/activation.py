@@ -17,6 +17,7 @@ from ..autograd.grad_mode import state
 from ..autograd.node import Op
 from ..tensor import Tensor
 from ._util import normalize_axis, to_tensor
+from .registry import Case, register
 from .elementwise import exp, where
 
 # -- tanh, sigmoid, relu, softplus --------------------------------------------------------
@@ -44,6 +45,8 @@ class TanhBackward(Op):
     def forward(self, y, g):
         self.save_input("y", 0)
         self.save_input("g", 1)
+        if _same_layout(y, g):
+            return _backend.current().tanh_backward(y, g)  # one fused pass
         return g * (1.0 - y * y)
 
     def vjp(self, c):
@@ -52,23 +55,21 @@ class TanhBackward(Op):
 
 
 class Sigmoid(Op):
-    """Logistic sigmoid, computed without overflow for any x."""
+    """Logistic sigmoid, computed without overflow for any x (on the kernel backend)."""
 
     name = "sigmoid"
 
     def forward(self, x):
         self.save_input("x", 0)
-        e = np.exp(-np.abs(x))
-        r = 1.0 / (1.0 + e)
-        nonnegative = x >= 0
-        y = np.where(nonnegative, r, e * r)
-        # σ'(x) = σ(x)·σ(−x) with both factors computed directly, so it is exactly the same at
-        # x and −x (the usual y·(1 − y) rounds to 0 at x = 20 in float32 but not at x = −20).
-        self.save_array("derivative", y * np.where(nonnegative, e * r, r))
-        return y
+        self.save_output("y")
+        return _backend.current().sigmoid(x)
 
     def vjp(self, g):
-        return (SigmoidBackward().apply(self.saved("x"), self.saved("derivative"), g),)
+        x = self.saved("x")
+        # σ'(x) = σ(x)·σ(−x) with both factors computed directly, so it is exactly the same at
+        # x and −x (the usual y·(1 − y) rounds to 0 at x = 20 in float32 but not at x = −20).
+        derivative = self.saved("y").data * _backend.current().sigmoid(np.asarray(np.multiply(x.data, -1)))
+        return (SigmoidBackward().apply(x, Tensor._make(np.asarray(derivative), None, False), g),)
 
 
 class SigmoidBackward(Op):
@@ -130,6 +131,14 @@ class Softplus(Op):
         return (g * sigmoid(self.saved("x")),)
 
 
+def _same_layout(a, b):
+    """True when a fused backend kernel can take a and b as they are: same shape and float dtype."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.dtype in _FLOAT_DTYPES
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def tanh(x):
     x = to_tensor(x)
     if not (state.grad_enabled and x.requires_grad) and not state.anomaly_enabled:
@@ -170,20 +179,42 @@ class Gelu(Op):
     def forward(self, x):
         self.save_input("x", 0)
         if self.approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * (x * x * x))  # x ** 3 takes a slow scalar pow for float32
-            return 0.5 * x * (1.0 + np.tanh(inner))
+            return _backend.current().gelu_tanh(x)
         return x * normal_cdf_array(x)
 
     def vjp(self, g):
         x = self.saved("x")
         if self.approximate == "tanh":
-            t = tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x))
-            d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x * x)
-            derivative = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner
-        else:
-            # d(xΦ(x))/dx = Φ(x) + x·φ(x)
-            derivative = normal_cdf(x) + x * exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+            return (GeluTanhBackward().apply(x, g),)
+        # d(xΦ(x))/dx = Φ(x) + x·φ(x)
+        derivative = normal_cdf(x) + x * exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
         return (g * derivative,)
+
+
+class GeluTanhBackward(Op):
+    """dx = g·gelu'(x) for GELU's tanh approximation, fused in the backend; differentiable in x and g.
+
+    With u = √(2/π)(x + 0.044715x³), s = σ(2u) and w = d(2u)/dx, gelu(x) = x·s, so
+    gelu'(x) = s + x·w·σ'(2u) and gelu''(x) = σ'(2u)·(2w + x·w' − x·w²·tanh(u)),
+    using σ'' = σ'·(1 − 2σ) and 1 − 2σ(2u) = −tanh(u).
+    """
+
+    name = "gelu_tanh_backward"
+
+    def forward(self, x, g):
+        self.save_input("x", 0)
+        self.save_input("g", 1)
+        if _same_layout(x, g):
+            return _backend.current().gelu_tanh_backward(x, g)
+        return g * _backend.current().gelu_tanh_backward(x, np.ones_like(x))
+
+    def vjp(self, c):
+        x, g = self.saved("x"), self.saved("g")
+        u = _SQRT_2_OVER_PI * (x + _TANH_CUBIC * x * x * x)
+        w = (2.0 * _SQRT_2_OVER_PI) * (1.0 + (3.0 * _TANH_CUBIC) * x * x)
+        w_prime_times_x = (12.0 * _SQRT_2_OVER_PI * _TANH_CUBIC) * x * x
+        second_derivative = sigmoid_derivative(2.0 * u) * (2.0 * w + w_prime_times_x - x * w * w * tanh(u))
+        return c * g * second_derivative, GeluTanhBackward().apply(x, c)
 
 
 class NormalCdf(Op):
@@ -222,6 +253,11 @@ def gelu(x, approximate="none"):
 
 def normal_cdf(x):
     return NormalCdf().apply(to_tensor(x))
+
+
+def gelu_tanh_backward(x, g):
+    """g·gelu'(x) for GELU's tanh approximation, as a differentiable op (for the gradcheck registry)."""
+    return GeluTanhBackward().apply(to_tensor(x), to_tensor(g))
 
 
 # -- softmax family -----------------------------------------------------------------------
@@ -331,3 +367,16 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = ["tanh", "sigmoid", "relu", "softplus", "gelu", "softmax", "log_softmax"]
+
+
+# -- gradcheck cases ----------------------------------------------------------------------
+
+
+def _build_gelu_tanh_backward(draw):
+    shape = draw.shape()
+    x = draw.array(shape, -3.0, 3.0)
+    g = draw.array(shape, -2.0, 2.0)
+    return Case(gelu_tanh_backward, [x, g], f"x {x.shape}")
+
+
+register("gelu_tanh_backward", _build_gelu_tanh_backward, domain="x in [-3, 3]")

@@ -5,8 +5,8 @@ comes in two layers:
 
 * array kernels (``lstm_cell_forward``, ``lstm_cell_backward``) that write into
   caller-owned buffers, so a loop over time steps can reuse its buffers instead of
-  allocating new arrays at every step. This is the numpy reference of the kernels, and a
-  C version must produce the same values;
+  allocating new arrays at every step. They run on the active kernel backend: the C
+  kernels, or their numpy reference in ``backend.numpy_backend``;
 * an ``Op`` around the kernels for the tape, with its own entry in the gradcheck registry.
 
 The ops here are once-differentiable: their VJPs call the array kernels, so
@@ -17,7 +17,9 @@ Importing this module (``minireparam.ops`` does) registers its gradcheck cases.
 """
 import numpy as np
 
+from .. import backend as _backend
 from ..autograd.node import Op
+from ..backend.numpy_backend import sigmoid_into
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import to_tensor
@@ -29,56 +31,28 @@ __all__ = ["lstm_cell", "lstm_cell_forward", "lstm_cell_backward", "sigmoid_into
 # -- array kernels ----------------------------------------------------------------------------
 
 
-def sigmoid_into(x, out):
-    """Write σ(x) = 1 / (1 + e^−x) into ``out`` (which may be ``x``) and return it.
-
-    For x < −88 (float32) e^−x overflows to inf and σ is exactly 0, its correct rounded
-    value, so the overflow warning is silenced.
-    """
-    with np.errstate(over="ignore"):
-        # NOTE: not np.negative(x, out=out): numpy 2.4.6 writes wrong float64 values when
-        # ``out`` is a (n, 1) column of a wider array; multiplying by -1 is exact and unaffected.
-        np.multiply(x, -1.0, out=out)
-        np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
-
-
-def _gate_blocks(array, hidden):
-    """Split the last axis of (..., 4H) into the four gate blocks i, f, g, o (views)."""
-    return tuple(array[..., k * hidden:(k + 1) * hidden] for k in range(4))
-
-
 def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
-    """Run one LSTM step's elementwise part, writing every result into the given buffers.
+    """Run one LSTM step's elementwise part on the active backend, writing into the given buffers.
 
     With the pre-activations of the gates in PyTorch's order (i, f, g, o):
         i, f, o = σ(·);  g = tanh(·);  c = f·c_prev + i·g;  h = o·tanh(c)
 
     Args:
         pre: (..., 4H) pre-activations x·W_ihᵀ + b_ih + h_prev·W_hhᵀ + b_hh (read only).
-        c_prev: (..., H) the previous cell state.
+        c_prev: (..., H) the previous cell state (read only; ``c`` may be the same buffer).
         gates: (..., 4H) output buffer for the activated gates (kept for the backward).
         c: (..., H) output buffer for the new cell state.
         tanh_c: (..., H) output buffer for tanh(c) (kept for the backward).
         h: (..., H) output buffer for the new hidden state.
-    """
-    hidden = c_prev.shape[-1]
-    sigmoid_into(pre[..., :2 * hidden], gates[..., :2 * hidden])
-    np.tanh(pre[..., 2 * hidden:3 * hidden], out=gates[..., 2 * hidden:3 * hidden])
-    sigmoid_into(pre[..., 3 * hidden:], gates[..., 3 * hidden:])
-    i, f, g, o = _gate_blocks(gates, hidden)
 
-    np.multiply(f, c_prev, out=c)
-    np.multiply(i, g, out=tanh_c)  # tanh_c stores i·g until the tanh below overwrites it
-    c += tanh_c
-    np.tanh(c, out=tanh_c)
-    np.multiply(o, tanh_c, out=h)
+    Every array has one float dtype. No output may overlap another operand, except ``c``
+    being ``c_prev`` itself. See ``backend.numpy_backend.lstm_cell_forward``, the reference.
+    """
+    _backend.current().lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h)
 
 
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
-    """Write the cotangents of one LSTM step's pre-activations and previous cell state.
+    """Write the cotangents of one LSTM step's pre-activations and previous cell state (active backend).
 
     Args:
         dh: (..., H) cotangent of h (read only).
@@ -90,38 +64,7 @@ def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
             loop over time can carry one dc buffer.
         scratch: (..., H) work buffer; on return it contains the total cotangent of c.
     """
-    hidden = c_prev.shape[-1]
-    i, f, g, o = _gate_blocks(gates, hidden)
-    d_i, d_f, d_g, d_o = _gate_blocks(d_pre, hidden)
-
-    # Total cotangent of c: dc + dh·o·(1 − tanh²c), from h = o·tanh(c).
-    total = scratch
-    np.multiply(tanh_c, tanh_c, out=total)
-    np.subtract(1.0, total, out=total)
-    total *= o
-    total *= dh
-    total += dc
-
-    # d_o = dh·tanh(c)·σ'(o), with σ' = σ·(1 − σ) from the activated gate.
-    np.subtract(1.0, o, out=d_o)
-    d_o *= o
-    d_o *= tanh_c
-    d_o *= dh
-    # c = f·c_prev + i·g: d_i = total·g·σ'(i), d_f = total·c_prev·σ'(f), d_g = total·i·(1 − g²).
-    np.subtract(1.0, i, out=d_i)
-    d_i *= i
-    d_i *= g
-    d_i *= total
-    np.subtract(1.0, f, out=d_f)
-    d_f *= f
-    d_f *= c_prev
-    d_f *= total
-    np.multiply(g, g, out=d_g)
-    np.subtract(1.0, d_g, out=d_g)
-    d_g *= i
-    d_g *= total
-
-    np.multiply(total, f, out=dc_prev)
+    _backend.current().lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
 
 
 # -- ops for the tape -------------------------------------------------------------------------
