@@ -149,6 +149,15 @@ def test_relu_at_zero_has_zero_gradient():
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
 
 
+def test_relu_keeps_nan_and_infinities():
+    # PyTorch's relu(NaN) is NaN; an earlier np.where forward turned NaN into 0 silently.
+    x = _leaf([np.nan, np.inf, -np.inf, -0.0])
+    y = mr.relu(x)
+    np.testing.assert_array_equal(y.data, [np.nan, np.inf, 0.0, 0.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 0.0])
+
+
 def test_softplus_large_inputs_are_exact():
     y = mr.softplus(mr.tensor(np.array([1000.0, -1000.0])))
     np.testing.assert_array_equal(y.data, [1000.0, 0.0])

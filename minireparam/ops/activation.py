@@ -105,14 +105,15 @@ class SigmoidDerivative(Op):
 
 
 class Relu(Op):
-    """max(x, 0); the derivative at 0 is 0, as in PyTorch."""
+    """max(x, 0); the derivative at 0 is 0, and NaN stays NaN, as in PyTorch."""
 
     name = "relu"
 
     def forward(self, x):
-        positive = x > 0
-        self.save_array("positive", positive)
-        return np.where(positive, x, np.zeros((), dtype=x.dtype))
+        self.save_array("positive", x > 0)
+        # np.maximum propagates NaN (np.where(x > 0, x, 0) turned it into 0) and is
+        # about twice as fast as np.where on float32.
+        return np.maximum(x, np.zeros((), dtype=x.dtype))
 
     def vjp(self, g):
         return (g * self.saved("positive"),)
