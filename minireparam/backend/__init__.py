@@ -24,6 +24,11 @@ Interface of a backend (module attributes; arrays in, arrays out):
         -> (loss, lse)
     cross_entropy_backward(logits, target, lse, grad_loss, ignore_index=-100,
                            reduction="mean", label_smoothing=0.0, out=None) -> dlogits
+    sigmoid(x, out=None), sigmoid_backward(y, dy, out=None)     backward from the output y
+    tanh(x, out=None), tanh_backward(y, dy, out=None)
+    gelu_tanh(x, out=None), gelu_tanh_backward(x, dy, out=None)  backward from the input x
+    lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h)          writes gates, c, tanh_c, h
+    lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
     set_num_threads(n), get_num_threads()
 """
 import contextlib
