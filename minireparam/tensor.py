@@ -13,6 +13,8 @@ from .autograd.grad_mode import state
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+_new_object = object.__new__  # bound once: Tensor._make runs for every op result
+
 
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
@@ -31,10 +33,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _make(cls, data, node, requires_grad, version_box=None):
-        """Wrap an ndarray without conversion (the ops' fast path)."""
-        tensor = object.__new__(cls)
+    @staticmethod
+    def _make(data, node, requires_grad, version_box=None):
+        """Wrap an ndarray without conversion (the ops' fast path); always a plain Tensor."""
+        tensor = _new_object(Tensor)  # skips __init__ and its conversions
         tensor.data = data
         tensor.grad = None
         tensor.requires_grad = requires_grad

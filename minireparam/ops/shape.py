@@ -137,13 +137,14 @@ class SumToShape(Op):
         self.shape = shape
 
     def forward(self, x):
-        return _sum_to_shape_array(x, self.shape)
+        return sum_to_shape_array(x, self.shape)
 
     def vjp(self, g):
         return (broadcast_to(g, self.input_meta[0][0]),)
 
 
-def _sum_to_shape_array(x, shape):
+def sum_to_shape_array(x, shape):
+    """Sum the ndarray ``x`` over the axes broadcasting added or stretched, giving ``shape``."""
     leading = x.ndim - len(shape)
     if leading < 0:
         raise ShapeError(f"sum_to_shape: cannot reduce shape {x.shape} to the larger shape {shape}")
