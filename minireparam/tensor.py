@@ -178,27 +178,17 @@ class Tensor:
         return f"tensor({body}{suffix})"
 
     # -- arithmetic ----------------------------------------------------------------------
-
-    def __add__(self, other):
-        return ops.add(self, other)
+    # ``+``, ``-``, ``*`` and ``/`` with the tensor on the left are the ops functions
+    # themselves, bound at the end of this module (one Python call fewer per op).
 
     def __radd__(self, other):
         return ops.add(other, self)
 
-    def __sub__(self, other):
-        return ops.subtract(self, other)
-
     def __rsub__(self, other):
         return ops.subtract(other, self)
 
-    def __mul__(self, other):
-        return ops.multiply(self, other)
-
     def __rmul__(self, other):
         return ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return ops.divide(self, other)
 
     def __rtruediv__(self, other):
         return ops.divide(other, self)
@@ -405,3 +395,9 @@ from .autograd import engine as _engine, node as _node  # noqa: E402
 # references once here instead of importing inside every call on the hot path.
 _node.Tensor = _engine.Tensor = Tensor
 _engine.ops = ops
+
+# ``tensor + other`` calls ops.add(tensor, other) with no method in between.
+Tensor.__add__ = ops.add
+Tensor.__sub__ = ops.subtract
+Tensor.__mul__ = ops.multiply
+Tensor.__truediv__ = ops.divide

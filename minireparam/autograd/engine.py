@@ -171,19 +171,34 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
     owned = set()  # keys whose pending array was allocated here, so it may be added into in place
     ready = []  # heap of (-sequence, node) for the nodes in ``pending``: newest first
     for root, seed in zip(roots, seeds):
-        _accumulate(pending, owned, ready, root._node, seed, create_graph)
+        node = root._node
+        if node in pending:
+            _add_to_pending(pending, owned, node, seed, create_graph)
+        else:
+            pending[node] = seed
+            heapq.heappush(ready, (-node.sequence, node))
     results = {}
 
     with set_grad_enabled(create_graph):
         while ready:
             node = heapq.heappop(ready)[1]
-            cotangent = _densify(pending.pop(node), node, create_graph)
+            cotangent = pending.pop(node)
+            if isinstance(cotangent, SparseGrad):
+                cotangent = _densify(cotangent, node, create_graph)
             if targets is not None and node in targets:
                 results[node] = cotangent
             if needed is not None and node not in needed:
                 continue
 
-            input_grads = _call_vjp(node, cotangent, create_graph)
+            if create_graph or state.anomaly_enabled:
+                input_grads = _call_vjp_checked(node, cotangent, create_graph)
+            else:
+                input_grads = node.vjp_arrays(cotangent)  # the common case: plain ndarrays
+            if len(input_grads) != len(node.parents):
+                raise RuntimeError(
+                    f"{node.display_name()}.vjp returned {len(input_grads)} gradients for "
+                    f"{len(node.parents)} inputs"
+                )
             if not retain_graph:
                 node.release()
 
@@ -192,16 +207,26 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
                     continue
                 if needed is not None and not (parent in needed or parent in targets):
                     continue
-                input_grad = _fit_to_input(input_grad, shape, dtype, create_graph)
-                _accumulate(pending, owned, ready, parent, input_grad, create_graph)
+                # Most gradients are ndarrays that already fit their input; test that cheaply
+                # (dtype identity first) before calling the general fitting code.
+                if create_graph or type(input_grad) is not np.ndarray or input_grad.shape != shape or (
+                    input_grad.dtype is not dtype
+                ):
+                    input_grad = _fit_to_input(input_grad, shape, dtype, create_graph)
+                if parent in pending:
+                    _add_to_pending(pending, owned, parent, input_grad, create_graph)
+                else:  # the first cotangent for ``parent``: keep it as it is, without a copy
+                    pending[parent] = input_grad
+                    if isinstance(parent, Op):
+                        heapq.heappush(ready, (-parent.sequence, parent))
 
     # Every node taken from the heap left ``pending``, so what remains are the leaves.
     results.update(pending)
     return results
 
 
-def _call_vjp(node, cotangent, create_graph):
-    """Run ``node``'s VJP on ``cotangent`` and return one gradient (or None) per input."""
+def _call_vjp_checked(node, cotangent, create_graph):
+    """Run ``node``'s VJP with the checks of create_graph and anomaly mode."""
 
     if create_graph:
         if node.once_differentiable:
@@ -209,20 +234,14 @@ def _call_vjp(node, cotangent, create_graph):
                 f"{node.display_name()} is once-differentiable: its backward is a fused "
                 "kernel without its own VJP, so create_graph=True cannot pass through it."
             )
-        vjp = node.vjp
+        vjp = node.vjp  # on Tensors, recorded, so the gradients are differentiable again
     else:
         vjp = node.vjp_arrays
+    if not state.anomaly_enabled:
+        return vjp(cotangent)
 
-    if state.anomaly_enabled:
-        input_grads = _vjp_in_anomaly_mode(vjp, cotangent)
-        check_backward_nan(node, input_grads)
-    else:
-        input_grads = vjp(cotangent)
-    if len(input_grads) != len(node.parents):
-        raise RuntimeError(
-            f"{node.display_name()}.vjp returned {len(input_grads)} gradients for "
-            f"{len(node.parents)} inputs"
-        )
+    input_grads = _vjp_in_anomaly_mode(vjp, cotangent)
+    check_backward_nan(node, input_grads)
     return input_grads
 
 
@@ -270,16 +289,10 @@ def _fit_to_input(grad, shape, dtype, create_graph):
     return grad
 
 
-def _accumulate(pending, owned, ready, key, grad, create_graph):
-    """Add ``grad`` into the pending cotangent of ``key`` (a node or a leaf Tensor)."""
+def _add_to_pending(pending, owned, key, grad, create_graph):
+    """Add ``grad`` into the cotangent already pending for ``key`` (a node or a leaf Tensor)."""
 
-    current = pending.get(key)
-    if current is None:  # the first cotangent for ``key``: keep it as it is, without a copy
-        pending[key] = grad
-        if isinstance(key, Op):
-            heapq.heappush(ready, (-key.sequence, key))
-        return
-
+    current = pending[key]
     if create_graph:  # recorded Tensor addition, so the sum stays differentiable
         pending[key] = _densify(current, key, True) + _densify(grad, key, True)
         return

@@ -219,32 +219,24 @@ def _float_operand(a, b):
     return None, None
 
 
-def _unrecorded(a, b):
-    """True when an op on the Tensors ``a`` and ``b`` would not be recorded."""
-    return (
-        not (state.grad_enabled and (a.requires_grad or b.requires_grad))
-        and not state.anomaly_enabled  # anomaly mode checks every op's output for NaN
-    )
+def _apply_binary(op_class, ufunc, a, b):
+    """Compute ``op_class`` on two plain Tensors, without a node when nothing is recorded.
 
-
-def _eager_binary(ufunc, a, b):
-    """Apply ``ufunc`` without building a node: the fast path for no_grad code and VJPs."""
+    The commonest call of add, subtract and multiply: it needs no operand conversion, and
+    outside recording (no_grad code, VJPs) it calls ``ufunc`` directly.
+    """
+    if (state.grad_enabled and (a.requires_grad or b.requires_grad)) or state.anomaly_enabled:
+        return op_class().apply(a, b)  # anomaly mode checks every op's output for NaN
     try:
         out = ufunc(a.data, b.data)
     except ValueError:
-        raise broadcast_error(ufunc.__name__, a.shape, b.shape) from None
+        raise broadcast_error(op_class.name, a.shape, b.shape) from None
     return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
-
-
-# add, subtract and multiply test for the commonest call, two plain Tensors, first: it
-# needs no conversion, and without recording it needs no node either.
 
 
 def add(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        if _unrecorded(a, b):
-            return _eager_binary(np.add, a, b)
-        return Add().apply(a, b)
+        return _apply_binary(Add, np.add, a, b)
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return AddScalar(constant).apply(tensor)
@@ -254,9 +246,7 @@ def add(a, b):
 
 def subtract(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        if _unrecorded(a, b):
-            return _eager_binary(np.subtract, a, b)
-        return Subtract().apply(a, b)
+        return _apply_binary(Subtract, np.subtract, a, b)
     if type(b) is float and type(a) is Tensor and a.data.dtype.kind == "f":
         return AddScalar(-b).apply(a)
     a, b = to_tensor_pair(a, b)
@@ -265,9 +255,7 @@ def subtract(a, b):
 
 def multiply(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        if _unrecorded(a, b):
-            return _eager_binary(np.multiply, a, b)
-        return Multiply().apply(a, b)
+        return _apply_binary(Multiply, np.multiply, a, b)
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return MultiplyScalar(constant).apply(tensor)
