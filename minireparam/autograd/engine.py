@@ -207,7 +207,7 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
                     continue
                 if needed is not None and not (parent in needed or parent in targets):
                     continue
-                # Most gradients are ndarrays that already fit their input; test that cheaply
+                # Most gradients are ndarrays that already fit their input, so test that cheaply
                 # (dtype identity first) before calling the general fitting code.
                 if create_graph or type(input_grad) is not np.ndarray or input_grad.shape != shape or (
                     input_grad.dtype is not dtype

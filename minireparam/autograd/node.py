@@ -63,7 +63,7 @@ class Op:
     #                itself when it is a leaf that requires grad, or None.
     #   input_meta:  tuple of (shape, dtype) per input, to fit each gradient to its input.
     #   _saved:      dict name -> (kind, array, edge, version box, version) with kind
-    #                "input", "output" or "array"; None once the graph is released.
+    #                "input", "output" or "array". It is None once the graph is released.
     #   output_meta: (shape, dtype) of the output, for the engine and DOT export.
     #   sequence:    creation order; larger than the sequence of every parent node.
     #   created_at:  the user-code line that called the op (anomaly mode only).
@@ -129,13 +129,14 @@ class Op:
 
     def _saved_entry(self, name):
         """Return the entry saved under ``name``, raising if it was freed or modified in place."""
-        if self._saved is None:
+        saved = self._saved
+        if saved is None:
             raise GraphReleasedError(
                 f"{self.display_name()}: the values this op saved for backward were freed "
                 "by an earlier backward pass. Pass retain_graph=True to the first "
                 "backward() or grad() call to backpropagate through the graph again."
             )
-        entry = self._saved[name]
+        entry = saved[name]
         version_box = entry[3]
         if version_box is not None and version_box[0] != entry[4]:
             self._check_version(name, version_box, entry[4])
@@ -277,7 +278,7 @@ def _check_forward_nan(op, inputs, out):
 
 
 def check_backward_nan(op, grads):
-    """Raise if a VJP produced NaN (anomaly mode only); ``grads`` are Tensors or ndarrays."""
+    """Raise if a VJP produced NaN (anomaly mode only). ``grads`` are Tensors or ndarrays."""
     for index, grad in enumerate(grads):
         if isinstance(grad, Tensor):
             grad = grad.data
