@@ -239,24 +239,23 @@ def _float_operand(a, b):
     return None, None
 
 
-def _apply_binary(op_class, ufunc, a, b):
-    """Compute ``op_class`` on two plain Tensors, without a node when nothing is recorded.
-
-    The commonest call of add, subtract and multiply: it needs no operand conversion, and
-    outside recording (no_grad code, VJPs) it calls ``ufunc`` directly.
-    """
-    if (state.grad_enabled and (a.requires_grad or b.requires_grad)) or state.anomaly_enabled:
-        return op_class().apply(a, b)  # anomaly mode checks every op's output for NaN
-    try:
-        out = ufunc(a.data, b.data)
-    except ValueError:
-        raise broadcast_error(op_class.name, a.shape, b.shape) from None
-    return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
+# add, subtract and multiply test first for their commonest call, two plain Tensors: it
+# needs no operand conversion, and when nothing is recorded (no_grad code, the VJPs of
+# other ops) the ufunc runs directly, with no node. This path is written out in each
+# function because one more Python call would add about 5% to an unrecorded op on a
+# small tensor. Anomaly mode takes the full path, which checks every output for NaN.
 
 
 def add(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        return _apply_binary(Add, np.add, a, b)
+        if (state.grad_enabled and (a.requires_grad or b.requires_grad)) or state.anomaly_enabled:
+            return Add().apply(a, b)
+        try:
+            out = np.add(a.data, b.data)
+        except ValueError:
+            raise broadcast_error("add", a.shape, b.shape) from None
+        return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
+
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return AddScalar(constant).apply(tensor)
@@ -266,7 +265,14 @@ def add(a, b):
 
 def subtract(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        return _apply_binary(Subtract, np.subtract, a, b)
+        if (state.grad_enabled and (a.requires_grad or b.requires_grad)) or state.anomaly_enabled:
+            return Subtract().apply(a, b)
+        try:
+            out = np.subtract(a.data, b.data)
+        except ValueError:
+            raise broadcast_error("subtract", a.shape, b.shape) from None
+        return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
+
     if type(b) is float and type(a) is Tensor and a.data.dtype.kind == "f":
         return AddScalar(-b).apply(a)
     a, b = to_tensor_pair(a, b)
@@ -275,7 +281,14 @@ def subtract(a, b):
 
 def multiply(a, b):
     if type(a) is Tensor and type(b) is Tensor:
-        return _apply_binary(Multiply, np.multiply, a, b)
+        if (state.grad_enabled and (a.requires_grad or b.requires_grad)) or state.anomaly_enabled:
+            return Multiply().apply(a, b)
+        try:
+            out = np.multiply(a.data, b.data)
+        except ValueError:
+            raise broadcast_error("multiply", a.shape, b.shape) from None
+        return Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, False)
+
     tensor, constant = _float_operand(a, b)
     if tensor is not None:
         return MultiplyScalar(constant).apply(tensor)
