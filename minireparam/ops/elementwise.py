@@ -239,11 +239,11 @@ def _float_operand(a, b):
     return None, None
 
 
-# add, subtract and multiply test first for their commonest call, two plain Tensors: it
-# needs no operand conversion, and when nothing is recorded (no_grad code, the VJPs of
-# other ops) the ufunc runs directly, with no node. This path is written out in each
-# function because one more Python call would add about 5% to an unrecorded op on a
-# small tensor. Anomaly mode takes the full path, which checks every output for NaN.
+# add, subtract and multiply first test for their commonest call, two plain Tensors. It
+# needs no operand conversion, and when nothing is recorded (no_grad code, unrecorded
+# VJPs) the ufunc runs directly, with no node. This path is written out in each function
+# because one more Python call added about 4% to an unrecorded op on an 8x8 tensor.
+# Anomaly mode takes the full path, which checks every output for NaN.
 
 
 def add(a, b):
