@@ -13,6 +13,8 @@ from .autograd.grad_mode import state
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+_new_object = object.__new__  # bound once: Tensor._make runs for every op result
+
 
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
@@ -31,10 +33,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _make(cls, data, node, requires_grad, version_box=None):
-        """Wrap an ndarray without conversion (the ops' fast path)."""
-        tensor = object.__new__(cls)
+    @staticmethod
+    def _make(data, node, requires_grad, version_box=None):
+        """Wrap an ndarray without conversion (the ops' fast path); always a plain Tensor."""
+        tensor = _new_object(Tensor)  # skips __init__ and its conversions
         tensor.data = data
         tensor.grad = None
         tensor.requires_grad = requires_grad
@@ -176,27 +178,17 @@ class Tensor:
         return f"tensor({body}{suffix})"
 
     # -- arithmetic ----------------------------------------------------------------------
-
-    def __add__(self, other):
-        return ops.add(self, other)
+    # ``+``, ``-``, ``*`` and ``/`` with the tensor on the left are the ops functions
+    # themselves, bound at the end of this module (one Python call fewer per op).
 
     def __radd__(self, other):
         return ops.add(other, self)
 
-    def __sub__(self, other):
-        return ops.subtract(self, other)
-
     def __rsub__(self, other):
         return ops.subtract(other, self)
 
-    def __mul__(self, other):
-        return ops.multiply(self, other)
-
     def __rmul__(self, other):
         return ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return ops.divide(self, other)
 
     def __rtruediv__(self, other):
         return ops.divide(other, self)
@@ -403,3 +395,9 @@ from .autograd import engine as _engine, node as _node  # noqa: E402
 # references once here instead of importing inside every call on the hot path.
 _node.Tensor = _engine.Tensor = Tensor
 _engine.ops = ops
+
+# ``tensor + other`` calls ops.add(tensor, other) with no method in between.
+Tensor.__add__ = ops.add
+Tensor.__sub__ = ops.subtract
+Tensor.__mul__ = ops.multiply
+Tensor.__truediv__ = ops.divide

@@ -1,16 +1,21 @@
-"""The backward pass: order the graph, call each node's VJP, accumulate cotangents.
+"""The backward pass: call each node's VJP in reverse creation order, accumulate cotangents.
 
 ``backward`` accumulates gradients into the leaves' ``.grad``; ``grad`` returns them as
 Tensors and leaves ``.grad`` alone. Both run the same loop in ``_run_backward``:
 
-1. order the nodes reachable from the outputs (iterative depth-first search, so a graph
-   100,000 nodes deep needs no recursion; parents are tuples, so the order is fixed);
-2. walk that order from the outputs down, calling each node's VJP once all of its
-   consumers have added their cotangents;
+1. keep the nodes that have received a cotangent in a heap keyed by their ``sequence``
+   (creation order) and always take the newest one next. Every consumer of a node was
+   created after it, so by then all of them have added their cotangents. The loop needs
+   no recursion (a graph 100,000 nodes deep is fine), and the order depends only on the
+   order the ops ran in, so float sums come out the same on every run;
+2. call the node's VJP: ``vjp_arrays`` on plain ndarrays normally, or ``vjp`` on Tensors
+   with recording on when ``create_graph=True`` asks for a differentiable backward;
 3. fit each returned gradient to its input (sum over broadcast axes, cast to the input's
-   dtype) and add it into that input's pending cotangent;
+   dtype; skipped when it already fits) and add it into that input's pending cotangent;
 4. release each node's saved values after its VJP unless ``retain_graph`` is set.
 """
+import heapq
+
 import numpy as np
 
 from .grad_mode import set_grad_enabled, state
@@ -70,15 +75,14 @@ def backward(output, grad=None, retain_graph=False):
             "backward() on a tensor that does not require grad: no input of the computation "
             "had requires_grad=True (or it ran under no_grad)."
         )
-    seed = _seed_cotangent(output, grad, "backward()")
+    seed = _seed_cotangent(output, grad, "backward()").data
     if output._node is None:  # a leaf: d(output)/d(output) = 1
-        _accumulate_leaf_grad(output, seed.data)
+        _accumulate_leaf_grad(output, seed)
         return
 
-    pending = _run_backward([output], [seed], retain_graph=retain_graph, create_graph=False)
-    for target, (value, _owned) in pending.items():
-        if isinstance(target, Tensor):
-            _accumulate_leaf_grad(target, value if isinstance(value, SparseGrad) else value.data)
+    reached = _run_backward([output], [seed], retain_graph=retain_graph, create_graph=False)
+    for leaf, value in reached.items():
+        _accumulate_leaf_grad(leaf, value)
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
@@ -108,26 +112,30 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if not tensor.requires_grad:
             raise RuntimeError(f"grad(): input {index} does not require grad, so it has no gradient")
 
+    # Cotangents are Tensors when the backward is recorded and ndarrays otherwise.
     with set_grad_enabled(create_graph):
         seeds = [_seed_cotangent(out, g, "grad()") for out, g in zip(outputs, grad_outputs)]
+    if not create_graph:
+        seeds = [seed.data for seed in seeds]
+
     roots, root_seeds, results = [], [], {}
     for out, seed in zip(outputs, seeds):
         if not out.requires_grad:
             continue
-        if out._node is None:
-            results[out] = _add(results.get(out), seed, create_graph)
+        if out._node is None:  # an output that is itself an input: its seed is its gradient
+            results[out] = _add(results.get(out), seed)
         else:
             roots.append(out)
             root_seeds.append(seed)
 
-    targets = {tensor._node if tensor._node is not None else tensor for tensor in inputs}
-    pending = _run_backward(roots, root_seeds, retain_graph, create_graph, targets) if roots else {}
+    targets = {_key_of(tensor) for tensor in inputs}
+    reached = _run_backward(roots, root_seeds, retain_graph, create_graph, targets) if roots else {}
 
     gradients = []
     for index, tensor in enumerate(inputs):
-        key = tensor._node if tensor._node is not None else tensor
-        reached = pending.get(key)
-        value = _add(results.get(tensor), None if reached is None else _densify(reached[0], key), create_graph)
+        key = _key_of(tensor)
+        from_graph = _densify(reached[key], key, create_graph) if key in reached else None
+        value = _add(results.get(tensor), from_graph)
         if value is None:
             if not allow_unused:
                 raise RuntimeError(
@@ -135,9 +143,16 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
                     "outputs, so it has no gradient. Pass allow_unused=True to get None for it."
                 )
             gradients.append(None)
+        elif create_graph:
+            gradients.append(value)
         else:
-            gradients.append(_densify(value, tensor))
+            gradients.append(Tensor._make(np.asarray(value), None, False))
     return gradients[0] if single_input else tuple(gradients)
+
+
+def _key_of(tensor):
+    """Return the key the engine files ``tensor``'s cotangent under: its node, or itself if a leaf."""
+    return tensor._node if tensor._node is not None else tensor
 
 
 def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
@@ -145,44 +160,45 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
 
     With ``targets`` (grad()), the cotangent arriving at a target node is kept in the
     result as well, and nodes that lead to no target are skipped.
-    Returns a dict {leaf Tensor or target node: (cotangent, owned)}.
+    Returns a dict {leaf Tensor or target node: cotangent (ndarray, Tensor or SparseGrad)}.
     """
 
-    order = toposort([root._node for root in roots])
-    needed = _nodes_leading_to(order, targets) if targets is not None else None
+    needed = None
+    if targets is not None:
+        needed = _nodes_leading_to(toposort([root._node for root in roots]), targets)
 
-    pending = {}  # node or leaf -> [cotangent, owned]; owned buffers may be added into in place
+    pending = {}  # node or leaf Tensor -> the sum of the cotangents it has received so far
+    owned = set()  # keys whose pending array was allocated here, so it may be added into in place
+    ready = []  # heap of (-sequence, node) for the nodes in ``pending``: newest first
     for root, seed in zip(roots, seeds):
-        _accumulate(pending, root._node, seed, create_graph)
+        node = root._node
+        if node in pending:
+            _add_to_pending(pending, owned, node, seed, create_graph)
+        else:
+            pending[node] = seed
+            heapq.heappush(ready, (-node.sequence, node))
     results = {}
 
     with set_grad_enabled(create_graph):
-        for node in reversed(order):
-            entry = pending.pop(node, None)
-            if entry is None:
-                continue
-            cotangent = _densify(entry[0], node)
+        while ready:
+            node = heapq.heappop(ready)[1]
+            cotangent = pending.pop(node)
+            if isinstance(cotangent, SparseGrad):
+                cotangent = _densify(cotangent, node, create_graph)
             if targets is not None and node in targets:
-                results[node] = (cotangent, False)
+                results[node] = cotangent
             if needed is not None and node not in needed:
                 continue
-            if create_graph and node.once_differentiable:
-                raise RuntimeError(
-                    f"{node.display_name()} is once-differentiable: its backward is a fused "
-                    "kernel without its own VJP, so create_graph=True cannot pass through it."
-                )
 
-            if state.anomaly_enabled:
-                input_grads = _vjp_in_anomaly_mode(node, cotangent)
+            if create_graph or state.anomaly_enabled:
+                input_grads = _call_vjp_checked(node, cotangent, create_graph)
             else:
-                input_grads = node.vjp(cotangent)
+                input_grads = node.vjp_arrays(cotangent)  # the common case: plain ndarrays
             if len(input_grads) != len(node.parents):
                 raise RuntimeError(
                     f"{node.display_name()}.vjp returned {len(input_grads)} gradients for "
                     f"{len(node.parents)} inputs"
                 )
-            if state.anomaly_enabled:
-                check_backward_nan(node, input_grads)
             if not retain_graph:
                 node.release()
 
@@ -191,20 +207,48 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets=None):
                     continue
                 if needed is not None and not (parent in needed or parent in targets):
                     continue
-                if not isinstance(input_grad, SparseGrad):
-                    input_grad = _fit_to_input(input_grad, shape, dtype)
-                _accumulate(pending, parent, input_grad, create_graph)
+                # Most gradients are ndarrays that already fit their input, so test that cheaply
+                # (dtype identity first) before calling the general fitting code.
+                if create_graph or type(input_grad) is not np.ndarray or input_grad.shape != shape or (
+                    input_grad.dtype is not dtype
+                ):
+                    input_grad = _fit_to_input(input_grad, shape, dtype, create_graph)
+                if parent in pending:
+                    _add_to_pending(pending, owned, parent, input_grad, create_graph)
+                else:  # the first cotangent for ``parent``: keep it as it is, without a copy
+                    pending[parent] = input_grad
+                    if isinstance(parent, Op):
+                        heapq.heappush(ready, (-parent.sequence, parent))
 
-    for key, (value, owned) in pending.items():
-        if isinstance(key, Tensor) or (targets is not None and key in targets):
-            results[key] = (value, owned)
+    # Every node taken from the heap left ``pending``, so what remains are the leaves.
+    results.update(pending)
     return results
 
 
-def _vjp_in_anomaly_mode(node, cotangent):
+def _call_vjp_checked(node, cotangent, create_graph):
+    """Run ``node``'s VJP with the checks of create_graph and anomaly mode."""
+
+    if create_graph:
+        if node.once_differentiable:
+            raise RuntimeError(
+                f"{node.display_name()} is once-differentiable: its backward is a fused "
+                "kernel without its own VJP, so create_graph=True cannot pass through it."
+            )
+        vjp = node.vjp  # on Tensors, recorded, so the gradients are differentiable again
+    else:
+        vjp = node.vjp_arrays
+    if not state.anomaly_enabled:
+        return vjp(cotangent)
+
+    input_grads = _vjp_in_anomaly_mode(vjp, cotangent)
+    check_backward_nan(node, input_grads)
+    return input_grads
+
+
+def _vjp_in_anomaly_mode(vjp, cotangent):
     state.in_backward = True
     try:
-        return node.vjp(cotangent)
+        return vjp(cotangent)
     finally:
         state.in_backward = False
 
@@ -220,59 +264,65 @@ def _nodes_leading_to(order, targets):
     return needed
 
 
-def _fit_to_input(grad, shape, dtype):
-    """Sum ``grad`` over the axes broadcasting added, and cast it to the input's dtype."""
+def _fit_to_input(grad, shape, dtype, create_graph):
+    """Sum ``grad`` over the axes broadcasting added, and cast it to the input's dtype.
 
-    if grad.data.shape != shape:
-        grad = ops.sum_to_shape(grad, shape)
-    if grad.data.dtype != dtype:
-        grad = ops.astype(grad, dtype)
+    A gradient that already has the input's shape and dtype (the common case) is
+    returned as it is.
+    """
+
+    if isinstance(grad, SparseGrad):  # built for its input's shape and dtype already
+        return grad
+    if create_graph:
+        if grad.data.shape != shape:
+            grad = ops.sum_to_shape(grad, shape)
+        if grad.data.dtype != dtype:
+            grad = ops.astype(grad, dtype)
+        return grad
+
+    if type(grad) is not np.ndarray:  # numpy returns scalars for some 0-d results
+        grad = np.asarray(grad)
+    if grad.shape != shape:
+        grad = ops.shape.sum_to_shape_array(grad, shape)
+    if grad.dtype is not dtype and grad.dtype != dtype:  # the identity test settles most cases
+        grad = grad.astype(dtype)
     return grad
 
 
-def _accumulate(pending, key, grad, create_graph):
-    entry = pending.get(key)
-    if entry is None:
-        pending[key] = [grad, False]
+def _add_to_pending(pending, owned, key, grad, create_graph):
+    """Add ``grad`` into the cotangent already pending for ``key`` (a node or a leaf Tensor)."""
+
+    current = pending[key]
+    if create_graph:  # recorded Tensor addition, so the sum stays differentiable
+        pending[key] = _densify(current, key, True) + _densify(grad, key, True)
         return
-    entry[0] = _add_owned(entry, grad, create_graph, key)
-
-
-def _add_owned(entry, grad, create_graph, key):
-    """Add ``grad`` into a pending entry, in place when the entry owns its buffer."""
-
-    current, owned = entry
-    if create_graph:
-        return _densify(current, key) + _densify(grad, key)
+    if key not in owned:
+        # ``current`` may be shared (an Add's VJP hands the same array to both inputs),
+        # so sum into a new array that this pass owns.
+        current = _densify(current, key, False, copy=True)
+        pending[key] = current
+        owned.add(key)
     if isinstance(grad, SparseGrad):
-        if not owned:
-            current = _densify(current, key, copy=True)
-            entry[1] = True
-        grad.add_into(current.data)
-        return current
-    if owned:
-        np.add(current.data, grad.data, out=current.data)
-        return current
-    if isinstance(current, SparseGrad):
-        buffer = _densify(current, key, copy=True)
-        np.add(buffer.data, grad.data, out=buffer.data)
+        grad.add_into(current)
     else:
-        buffer = Tensor._make(np.asarray(current.data + grad.data), None, False)
-    entry[1] = True
-    return buffer
+        np.add(current, grad, out=current)
 
 
-def _densify(value, key, copy=False):
-    """Return ``value`` as a dense Tensor of ``key``'s shape (key: node or leaf Tensor)."""
+def _densify(value, key, create_graph, copy=False):
+    """Return ``value`` as a dense cotangent of ``key``'s shape (key: node or leaf Tensor).
 
-    if value is None:
-        return None
-    if isinstance(value, Tensor):
-        return Tensor._make(value.data.copy(), None, False) if copy else value
-    shape, dtype = _shape_dtype(key)
-    buffer = np.zeros(shape, dtype=dtype)
-    value.add_into(buffer)
-    return Tensor._make(buffer, None, False)
+    Returns an ndarray, or a Tensor when ``create_graph`` is set.
+    """
+
+    if isinstance(value, SparseGrad):
+        shape, dtype = _shape_dtype(key)
+        dense = np.zeros(shape, dtype=dtype)
+        value.add_into(dense)
+    elif copy:
+        dense = np.array(value.data if create_graph else value, copy=True)
+    else:
+        return value
+    return Tensor._make(dense, None, False) if create_graph else dense
 
 
 def _shape_dtype(key):
@@ -281,7 +331,7 @@ def _shape_dtype(key):
     return key.data.shape, key.data.dtype
 
 
-def _add(a, b, create_graph):
+def _add(a, b):
     if a is None:
         return b
     if b is None:

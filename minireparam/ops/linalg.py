@@ -31,6 +31,15 @@ class MatMul(Op):
             grad_b = matmul(swapaxes(self.saved("a"), -1, -2), g)
         return grad_a, grad_b
 
+    def vjp_arrays(self, g):
+        kernels = _backend.current()
+        grad_a = grad_b = None
+        if self.parents[0] is not None:
+            grad_a = kernels.matmul(g, np.swapaxes(self.saved_data("b"), -1, -2))
+        if self.parents[1] is not None:
+            grad_b = kernels.matmul(np.swapaxes(self.saved_data("a"), -1, -2), g)
+        return grad_a, grad_b
+
 
 def _check_shapes(a, b):
     if a.ndim == 0 or b.ndim == 0:

@@ -12,6 +12,11 @@ def _expand_to_input(g, input_shape, axes):
     return broadcast_to(reshape(g, keepdims_shape(input_shape, axes)), input_shape)
 
 
+def _expand_array_to_input(g, input_shape, axes):
+    """``_expand_to_input`` on an ndarray (a read-only broadcast view)."""
+    return np.broadcast_to(g.reshape(keepdims_shape(input_shape, axes)), input_shape)
+
+
 class Sum(Op):
     name = "sum"
 
@@ -24,6 +29,9 @@ class Sum(Op):
 
     def vjp(self, g):
         return (_expand_to_input(g, self.input_meta[0][0], self.axes),)
+
+    def vjp_arrays(self, g):
+        return (_expand_array_to_input(g, self.input_meta[0][0], self.axes),)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001  (numpy's name)
@@ -77,6 +85,9 @@ class Max(Op):
 
     def vjp(self, g):
         return (_expand_to_input(g, self.input_meta[0][0], self.axes) * self.saved("share"),)
+
+    def vjp_arrays(self, g):
+        return (_expand_array_to_input(g, self.input_meta[0][0], self.axes) * self.saved_data("share"),)
 
 
 class Min(Max):

@@ -37,6 +37,9 @@ class Reshape(Op):
     def vjp(self, g):
         return (reshape(g, self.input_meta[0][0]),)
 
+    def vjp_arrays(self, g):
+        return (g.reshape(self.input_meta[0][0]),)
+
 
 def reshape(x, shape):
     x = to_tensor(x)
@@ -58,6 +61,9 @@ class Transpose(Op):
 
     def vjp(self, g):
         return (transpose(g, tuple(np.argsort(self.axes))),)
+
+    def vjp_arrays(self, g):
+        return (np.transpose(g, tuple(np.argsort(self.axes))),)
 
 
 def transpose(x, axes=None):
@@ -119,6 +125,9 @@ class BroadcastTo(Op):
     def vjp(self, g):
         return (g,)  # the engine sums g back to the input's shape
 
+    def vjp_arrays(self, g):
+        return (g,)
+
 
 def broadcast_to(x, shape):
     x = to_tensor(x)
@@ -137,13 +146,17 @@ class SumToShape(Op):
         self.shape = shape
 
     def forward(self, x):
-        return _sum_to_shape_array(x, self.shape)
+        return sum_to_shape_array(x, self.shape)
 
     def vjp(self, g):
         return (broadcast_to(g, self.input_meta[0][0]),)
 
+    def vjp_arrays(self, g):
+        return (np.broadcast_to(g, self.input_meta[0][0]),)
 
-def _sum_to_shape_array(x, shape):
+
+def sum_to_shape_array(x, shape):
+    """Sum the ndarray ``x`` over the axes broadcasting added or stretched, giving ``shape``."""
     leading = x.ndim - len(shape)
     if leading < 0:
         raise ShapeError(f"sum_to_shape: cannot reduce shape {x.shape} to the larger shape {shape}")
@@ -174,6 +187,9 @@ class AsType(Op):
     def vjp(self, g):
         return (astype(g, self.input_meta[0][1]),)
 
+    def vjp_arrays(self, g):
+        return (g.astype(self.input_meta[0][1], copy=False),)
+
 
 def astype(x, dtype):
     """Cast to ``dtype``; gradients are cast back to the input's dtype."""
@@ -193,6 +209,9 @@ class Copy(Op):
         return x.copy()
 
     def vjp(self, g):
+        return (g,)
+
+    def vjp_arrays(self, g):
         return (g,)
 
 
@@ -241,6 +260,9 @@ class GetItem(Op):
             return (IndexAdd(self.index, self.basic, self.input_meta[0][0]).apply(g),)
         return (SparseGrad(self.index, g.data, self.basic),)
 
+    def vjp_arrays(self, g):
+        return (SparseGrad(self.index, g, self.basic),)
+
 
 class IndexAdd(Op):
     """Zeros of ``shape`` with ``g`` added at ``index`` (the dense form of a SparseGrad)."""
@@ -259,6 +281,9 @@ class IndexAdd(Op):
 
     def vjp(self, c):
         return (GetItem(self.index, self.basic).apply(c),)
+
+    def vjp_arrays(self, c):
+        return (c[self.index],)
 
 
 def getitem(x, index):
