@@ -52,11 +52,15 @@ class Op:
             so ``create_graph=True`` through this op raises instead of giving wrong values.
         is_view: True when the output may share memory with the first input
             (reshape, transpose, basic slicing); the two then share a version counter.
+        vjp_arrays_in_vjp_order: False when ``vjp_arrays`` evaluates the VJP with other
+            numpy operations than ``vjp`` (a closed form on saved arrays against Tensor
+            ops), so the two agree to rounding rather than bit for bit.
     """
 
     name = None
     once_differentiable = False
     is_view = False
+    vjp_arrays_in_vjp_order = True
 
     # Filled by ``apply`` when the op is recorded:
     #   parents:     tuple with one entry per input: the input's node, the input Tensor

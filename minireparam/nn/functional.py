@@ -18,7 +18,6 @@ import numpy as np
 from .. import backend as _backend
 from .. import ops
 from .. import random as _random
-from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.node import Op
 from ..errors import ShapeError
 from ..ops._util import to_tensor
@@ -136,8 +135,9 @@ class _Linear(Op):
     Inputs: x (..., in), W (out, in) and, when given, b (out,). Leading dimensions of x
     are flattened into the R rows of one GEMM. The VJP over the rows:
         dx = g·W,  dW = gᵀ·x,  db = Σ_rows g
-    A plain backward runs it on the saved arrays with the backend's GEMM; under
-    ``create_graph=True`` it is written with Tensor ops, so it is itself differentiable.
+    A plain backward runs it on the saved arrays with the backend's GEMM (``vjp_arrays``);
+    under ``create_graph=True`` it is written with Tensor ops (``vjp``), so it is itself
+    differentiable.
     """
 
     name = "linear"
@@ -154,12 +154,10 @@ class _Linear(Op):
         self.save_input("weight", 1)
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
-    def vjp(self, g):
-        if is_grad_enabled():
-            return self._vjp_recorded(g)
+    def vjp_arrays(self, g):
         matmul = _backend.current().matmul
-        x, weight = self.saved("x").data, self.saved("weight").data
-        g_rows = g.data.reshape(self.rows, weight.shape[0])
+        x, weight = self.saved_data("x"), self.saved_data("weight")
+        g_rows = g.reshape(self.rows, weight.shape[0])
         grad_x = grad_weight = grad_bias = None
         if self.parents[0] is not None:
             grad_x = matmul(g_rows, weight).reshape(x.shape)
@@ -167,11 +165,9 @@ class _Linear(Op):
             grad_weight = matmul(g_rows, x.reshape(self.rows, weight.shape[1]), trans_a=True)
         if len(self.parents) == 3 and self.parents[2] is not None:
             grad_bias = g_rows.sum(axis=0)
-        grads = (grad_x, grad_weight, grad_bias)[:len(self.parents)]
-        return tuple(None if grad is None else Tensor._make(grad, None, False) for grad in grads)
+        return (grad_x, grad_weight, grad_bias)[:len(self.parents)]
 
-    def _vjp_recorded(self, g):
-        """Compute the same VJP with Tensor ops, so that it is itself differentiable."""
+    def vjp(self, g):
         x, weight = self.saved("x"), self.saved("weight")
         g_rows = ops.reshape(g, (self.rows, weight.shape[0]))
         grad_x = ops.reshape(ops.matmul(g_rows, weight), x.shape)
@@ -281,11 +277,13 @@ class _LayerNorm(Op):
 
     The VJP of y = x̂·w + b, with gw = g·w and means taken over each row:
         dx = rstd · (gw − mean(gw) − x̂ · mean(gw · x̂)),  dw = Σ_rows g·x̂,  db = Σ_rows g
-    A plain backward evaluates it on the saved arrays; under ``create_graph=True`` it is
-    written with Tensor ops from x, so higher derivatives flow through it.
+    A plain backward evaluates it on the saved arrays (``vjp_arrays``); under
+    ``create_graph=True`` it is written with Tensor ops from x (``vjp``), so higher
+    derivatives flow through it.
     """
 
     name = "layer_norm"
+    vjp_arrays_in_vjp_order = False
 
     def __init__(self, count, eps, has_weight, has_bias):
         self.count = count
@@ -312,17 +310,15 @@ class _LayerNorm(Op):
             out += affine[-1].reshape(-1)
         return out.reshape(x.shape)
 
-    def vjp(self, g):
-        if is_grad_enabled():
-            return self._vjp_recorded(g)
-        x_hat, rstd = self.saved("x_hat").data, self.saved("rstd").data
-        g_rows = g.data.reshape(x_hat.shape)
+    def vjp_arrays(self, g):
+        x_hat, rstd = self.saved_data("x_hat"), self.saved_data("rstd")
+        g_rows = g.reshape(x_hat.shape)
         grads = []
 
         # weight: Σ_rows g·x̂. The same product, times w, is gw·x̂ for dx below.
         g_x_hat = g_rows * x_hat
         if self.has_weight:
-            weight = self.saved("weight").data.reshape(-1)
+            weight = self.saved_data("weight").reshape(-1)
             grad_weight = g_x_hat.sum(axis=0)
             g_x_hat *= weight
             g_w = g_rows * weight
@@ -339,13 +335,12 @@ class _LayerNorm(Op):
         grads.append(g_w.reshape(g.shape))
 
         if self.has_weight:
-            grads.append(grad_weight.reshape(self.saved("weight").shape))
+            grads.append(grad_weight.reshape(self.input_meta[1][0]))
         if self.has_bias:
             grads.append(g_rows.sum(axis=0).reshape(self.input_meta[-1][0]))
-        return tuple(Tensor._make(grad, None, False) for grad in grads)
+        return tuple(grads)
 
-    def _vjp_recorded(self, g):
-        """Compute the same VJP with Tensor ops from x, so that it is itself differentiable."""
+    def vjp(self, g):
         x = self.saved("x")
         shape = x.shape
         row_shape = (x.size // self.count if self.count else 0, self.count)
@@ -852,6 +847,11 @@ class _ScaledMaskedSoftmax(Op):
 
     def vjp(self, g):
         return (SoftmaxBackward(-1).apply(self.saved("weights"), g) * self.scale,)
+
+    def vjp_arrays(self, g):
+        grad = _backend.current().softmax_backward(self.saved_data("weights"), g)
+        grad *= self.scale
+        return (grad,)
 
 
 def attention(query, key, value, allowed=None, additive=None, dropout_p=0.0, scale=None, generator=None):

@@ -33,6 +33,13 @@ class Tanh(Op):
     def vjp(self, g):
         return (TanhBackward().apply(self.saved("y"), g),)
 
+    def vjp_arrays(self, g):
+        # The same arithmetic as TanhBackward.forward, without recording a node.
+        y = self.saved_data("y")
+        if _same_layout(y, g):
+            return (_backend.current().tanh_backward(y, g),)
+        return (g * (1.0 - y * y),)
+
 
 class TanhBackward(Op):
     """dx = g·(1 − y²) from the output y = tanh(x), in one op (differentiable in y and g).
@@ -66,10 +73,17 @@ class Sigmoid(Op):
 
     def vjp(self, g):
         x = self.saved("x")
+        derivative = self._derivative(x.data, self.saved_data("y"))
+        return (SigmoidBackward().apply(x, Tensor._make(derivative, None, False), g),)
+
+    def vjp_arrays(self, g):
+        return (g * self._derivative(self.saved_data("x"), self.saved_data("y")),)
+
+    @staticmethod
+    def _derivative(x, y):
         # σ'(x) = σ(x)·σ(−x) with both factors computed directly, so it is exactly the same at
         # x and −x (the usual y·(1 − y) rounds to 0 at x = 20 in float32 but not at x = −20).
-        derivative = self.saved("y").data * _backend.current().sigmoid(np.asarray(np.multiply(x.data, -1)))
-        return (SigmoidBackward().apply(x, Tensor._make(np.asarray(derivative), None, False), g),)
+        return np.asarray(y * _backend.current().sigmoid(np.asarray(np.multiply(x, -1))))
 
 
 class SigmoidBackward(Op):
