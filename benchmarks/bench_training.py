@@ -24,6 +24,11 @@ Workloads:
                  no_grad against plain numpy (the floor for per-op overhead).
     W-GRADCHECK  gradcheck of every op registry entry (first and second order), timed.
 
+Memory: before building anything, the script calls minireparam.allocator.reuse_freed_memory(),
+which makes glibc keep freed blocks up to 32 MiB for reuse instead of returning them to the
+kernel; the minireparam training harness does the same. It holds for the whole process, so
+both sides of every comparison run with it. --default-malloc leaves glibc's defaults.
+
 Threads are set for each run with threadpoolctl (numpy's BLAS), torch.set_num_threads
 and minireparam.kernels.set_num_threads (the C kernels; MINIREPARAM_NUM_THREADS sets the
 same at import). Without PyTorch installed, only the minireparam sides are timed, and the
@@ -842,7 +847,8 @@ def render_section(runs):
         load = f"; 1-minute load average {min(loads):.1f} to {max(loads):.1f} while timing" if loads else ""
         command = run_report["command"]
         command = command if command.startswith("python") else "python " + command
-        lines.append(f"- Run {index} ({run_report['started']}{load}): `{command}`")
+        malloc = run_report.get("malloc", "glibc defaults")
+        lines.append(f"- Run {index} ({run_report['started']}{load}; malloc: {malloc}): `{command}`")
     lines.append("")
 
     run_headers = " | ".join(f"run {i} {t}T" for i in range(1, len(runs) + 1) for t in threads)
@@ -947,6 +953,9 @@ def parse_args(argv=None):
                         help="an earlier run's JSON to quote next to this one in RESULTS.md (repeatable)")
     parser.add_argument("--update-results", action="store_true",
                         help=f"rewrite the generated table of '{SECTION_TITLE}' in benchmarks/RESULTS.md")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="do not call minireparam.allocator.reuse_freed_memory(): keep glibc's defaults, under "
+                             "which every step maps its large arrays afresh")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny shapes, equality checks only, no timing (for the test suite)")
     args = parser.parse_args(argv)
@@ -961,7 +970,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Before any array exists, so that glibc's setting governs every allocation of the run.
+    reused = False if args.default_malloc else mr.allocator.reuse_freed_memory()
     report = run(args)
+    report["malloc"] = "freed blocks reused (reuse_freed_memory)" if reused else "glibc defaults"
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as stream:

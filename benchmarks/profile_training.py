@@ -134,12 +134,17 @@ def parse_args(argv=None):
                         help="cProfile's clock: process CPU time or wall time (default: cpu)")
     parser.add_argument("--top", type=int, default=25, help="rows in each table (default: 25)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default: 0)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's malloc defaults (bench_training.py calls "
+                             "minireparam.allocator.reuse_freed_memory(), and so does this script unless told not to)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     bench = load_bench()
+    if not args.default_malloc:
+        bench.mr.allocator.reuse_freed_memory()
     builder, sizes = bench.BUILDERS[args.workload]
     with bench.thread_count(args.threads):
         workload = builder(sizes["full"], args.seed)

@@ -13,7 +13,7 @@ from .random import Generator, default_generator, manual_seed
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .errors import DTypeError, ShapeError
 from .serialization import load, save
-from . import backend
+from . import allocator, backend
 
 float32 = "float32"
 float64 = "float64"
@@ -23,5 +23,5 @@ __all__ = [
     "detect_anomaly", "is_anomaly_enabled", "to_dot", "gradcheck", "gradgradcheck", "GradcheckError",
     "Generator", "manual_seed", "default_generator", "zeros", "ones", "full", "zeros_like", "ones_like",
     "arange", "randn", "rand", "ShapeError", "DTypeError", "GraphReleasedError", "InplaceModifiedError",
-    "Op", "backend", "float32", "float64", "__version__", "save", "load",
+    "Op", "allocator", "backend", "float32", "float64", "__version__", "save", "load",
 ] + list(_ops_all)

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from .. import allocator
 from ..autograd.grad_mode import no_grad
 from ..random import default_generator
 
@@ -203,11 +204,14 @@ class Trainer:
         log (callable | None): receives one line per evaluation and event (default:
             ``tqdm.write``); None silences them.
         description (str): the progress bar's label.
+        reuse_freed_memory (bool): call ``minireparam.allocator.reuse_freed_memory()``
+            when training starts, so steps reuse the memory earlier steps freed (a fifth
+            of a transformer step otherwise goes to mapping fresh pages). Process-wide.
     """
 
     def __init__(self, model, optimizer, compute_loss, *, generator, steps, out_dir, checkpoint_every,
                  clip_grad_norm=None, scheduler=None, extra_state=None, config=None, evaluate=None, eval_every=None,
-                 progress=True, log="default", description="train"):
+                 progress=True, log="default", description="train", reuse_freed_memory=True):
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if checkpoint_every < 1:
@@ -230,6 +234,7 @@ class Trainer:
         self.progress = progress
         self.log = _default_log if log == "default" else log
         self.description = description
+        self.reuse_freed_memory = reuse_freed_memory
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.losses = []
         self.step = 0
@@ -374,6 +379,8 @@ class Trainer:
         """
         if stop_after is not None and stop_after < 1:
             raise ValueError(f"stop_after must be >= 1 or None, got {stop_after}")
+        if self.reuse_freed_memory:
+            allocator.reuse_freed_memory()
         if resume:
             self.load_checkpoint()
             self._log(f"resumed from {self.checkpoint_path} at step {self.step}")
