@@ -36,7 +36,7 @@ class Tanh(Op):
     def vjp_arrays(self, g):
         # The same arithmetic as TanhBackward.forward, without recording a node.
         y = self.saved_data("y")
-        if _same_layout(y, g):
+        if _fused_tanh_backward_pays(y, g):
             return (_backend.current().tanh_backward(y, g),)
         return (g * (1.0 - y * y),)
 
@@ -52,7 +52,7 @@ class TanhBackward(Op):
     def forward(self, y, g):
         self.save_input("y", 0)
         self.save_input("g", 1)
-        if _same_layout(y, g):
+        if _fused_tanh_backward_pays(y, g):
             return _backend.current().tanh_backward(y, g)  # one fused pass
         return g * (1.0 - y * y)
 
@@ -152,6 +152,16 @@ def _same_layout(a, b):
 
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Below this size, g·(1 − y²) in numpy costs less than the fixed cost of a C call (about
+# 4.5 µs through cffi and its checks): 1.2 against 4.6 µs at 64 float32 elements, and the
+# two break even near 16,384.
+_FUSED_TANH_BACKWARD_MIN_SIZE = 16384
+
+
+def _fused_tanh_backward_pays(y, g):
+    """True when the backend's fused tanh_backward should run: large arrays of one layout."""
+    return y.size >= _FUSED_TANH_BACKWARD_MIN_SIZE and _same_layout(y, g)
 
 
 def tanh(x):
