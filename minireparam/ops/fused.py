@@ -34,35 +34,18 @@ __all__ = ["lstm_cell", "lstm_cell_forward", "lstm_cell_backward", "sigmoid_into
 def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
     """Run one LSTM step's elementwise part on the active backend, writing into the given buffers.
 
-    With the pre-activations of the gates in PyTorch's order (i, f, g, o):
-        i, f, o = σ(·);  g = tanh(·);  c = f·c_prev + i·g;  h = o·tanh(c)
-
-    Args:
-        pre: (..., 4H) pre-activations x·W_ihᵀ + b_ih + h_prev·W_hhᵀ + b_hh (read only).
-        c_prev: (..., H) the previous cell state (read only; ``c`` may be the same buffer).
-        gates: (..., 4H) output buffer for the activated gates (kept for the backward).
-        c: (..., H) output buffer for the new cell state.
-        tanh_c: (..., H) output buffer for tanh(c) (kept for the backward).
-        h: (..., H) output buffer for the new hidden state.
-
-    Every array has one float dtype. No output may overlap another operand, except ``c``
-    being ``c_prev`` itself. See ``backend.numpy_backend.lstm_cell_forward``, the reference.
+    i, f, o = σ(·), g = tanh(·) over the gate blocks of ``pre`` (PyTorch's order i, f, g, o),
+    c = f·c_prev + i·g and h = o·tanh(c). ``backend.numpy_backend.lstm_cell_forward`` is the
+    reference and documents every argument, its shape and the aliasing it allows.
     """
     _backend.current().lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h)
 
 
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
-    """Write the cotangents of one LSTM step's pre-activations and previous cell state (active backend).
+    """Write one LSTM step's cotangents (of the pre-activations and of c_prev) on the active backend.
 
-    Args:
-        dh: (..., H) cotangent of h (read only).
-        dc: (..., H) cotangent of c from everything except h (read only; may be ``dc_prev``).
-        gates, c_prev, tanh_c: the forward's activated gates (..., 4H), previous cell state
-            and tanh(c), as saved by ``lstm_cell_forward``.
-        d_pre: (..., 4H) output buffer for the cotangent of the pre-activations.
-        dc_prev: (..., H) output buffer for the cotangent of c_prev; may alias ``dc``, so a
-            loop over time can carry one dc buffer.
-        scratch: (..., H) work buffer; on return it contains the total cotangent of c.
+    ``backend.numpy_backend.lstm_cell_backward`` is the reference and documents every
+    argument; ``dc_prev`` may be ``dc``, so a loop over time can carry one buffer.
     """
     _backend.current().lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
 
