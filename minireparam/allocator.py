@@ -4,8 +4,8 @@ numpy takes every array's memory from the C library's ``malloc``. glibc serves b
 above a threshold (128 KiB at first, then adjusted to the program's allocations) with
 fresh ``mmap`` pages and returns freed memory at the top of its heap to the kernel. A
 training step frees and reallocates the same activation and gradient sizes every time,
-so each step maps fresh pages, which the kernel zeroes on first touch: about 6,000 page
-faults and a fifth of the CPU time of a W-ATTN step (benchmarks/RESULTS.md).
+so each step maps fresh pages, which the kernel zeroes on first touch. In a W-ATTN step
+that is about 6,000 page faults and a fifth of the CPU time (benchmarks/RESULTS.md).
 
 ``reuse_freed_memory()`` sets glibc's mmap threshold to 32 MiB (and so turns off its
 adjustment) and its trim threshold to 512 MiB, so blocks up to 32 MiB come from the heap

@@ -101,12 +101,12 @@ def gelu_tanh_backward(x, dy, out=None):
 
 
 def lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h):
-    """One LSTM step's elementwise part into caller-owned buffers; see ``ops.fused.lstm_cell_forward``."""
+    """Write one LSTM step's elementwise part into caller-owned buffers (see ``numpy_backend``)."""
     _backend.current().lstm_cell_forward(pre, c_prev, gates, c, tanh_c, h)
 
 
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch):
-    """One LSTM step's cotangents into caller-owned buffers; see ``ops.fused.lstm_cell_backward``."""
+    """Write one LSTM step's cotangents into caller-owned buffers (see ``numpy_backend``)."""
     _backend.current().lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, d_pre, dc_prev, scratch)
 
 

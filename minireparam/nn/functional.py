@@ -135,9 +135,9 @@ class _Linear(Op):
     Inputs: x (..., in), W (out, in) and, when given, b (out,). Leading dimensions of x
     are flattened into the R rows of one GEMM. The VJP over the rows:
         dx = g·W,  dW = gᵀ·x,  db = Σ_rows g
-    A plain backward runs it on the saved arrays with the backend's GEMM (``vjp_arrays``);
-    under ``create_graph=True`` it is written with Tensor ops (``vjp``), so it is itself
-    differentiable.
+    A plain backward runs it on the saved arrays with the backend's GEMM (``vjp_arrays``).
+    Under ``create_graph=True``, ``vjp`` computes it with Tensor ops, which are recorded
+    and so differentiable again.
     """
 
     name = "linear"

@@ -153,9 +153,9 @@ def _same_layout(a, b):
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Below this size, g·(1 − y²) in numpy costs less than the fixed cost of a C call (about
-# 4.5 µs through cffi and its checks): 1.2 against 4.6 µs at 64 float32 elements, and the
-# two break even near 16,384.
+# Below this size, g·(1 − y²) in numpy costs less than the fixed cost of a C call, about
+# 4.5 µs through cffi and its checks. At 64 float32 elements numpy takes 1.2 µs and the
+# C path 4.6 µs; the two break even near 16,384.
 _FUSED_TANH_BACKWARD_MIN_SIZE = 16384
 
 
