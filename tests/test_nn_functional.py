@@ -187,14 +187,18 @@ def test_linear_plain_backward_matches_recorded_vjp(rng, x_shape, with_bias):
             np.testing.assert_allclose(grad.data, want, **EXACT)
 
 
-def test_linear_without_input_gradient_and_with_mixed_dtypes(rng):
-    # Only the weight needs a gradient: the plain VJP skips dx. A float32 input with float64
-    # weights takes the op-by-op path, which promotes to float64 as numpy does.
+def test_linear_without_input_gradient_and_mixed_dtype_errors(rng):
+    # Only the weight needs a gradient: the plain VJP skips dx. Mixed dtypes raise, as in
+    # PyTorch, instead of silently promoting a float32 layer's output to float64.
     x, w = rng.standard_normal((3, 4)), leaf(rng.standard_normal((2, 4)))
     F.linear(mr.tensor(x), w).sum().backward()
     np.testing.assert_allclose(w.grad, np.ones((3, 2)).T @ x, **EXACT)
-    out = F.linear(mr.tensor(x.astype(np.float32)), w)
-    assert out.dtype == np.float64
+    with pytest.raises(mr.DTypeError, match="linear: the input is float32 but the weight is float64"):
+        F.linear(mr.tensor(x.astype(np.float32)), w)
+    with pytest.raises(mr.DTypeError, match="linear: the input is float64 but the bias is float32"):
+        F.linear(mr.tensor(x), w, leaf(np.zeros(2), np.float32))
+    with pytest.raises(mr.DTypeError, match="linear: the input must be float32 or float64, got int64"):
+        F.linear(mr.tensor(np.ones((3, 4), np.int64)), w)
     with pytest.raises(ShapeError, match=r"linear: bias has shape \(3,\), expected \(out_features,\) = \(2,\)"):
         F.linear(mr.tensor(x), w, leaf(np.zeros(3)))
 

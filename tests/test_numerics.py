@@ -82,7 +82,8 @@ def test_where_blocks_nan_from_unselected_branch():
 
 def test_log_and_division_pass_zero_cotangent():
     x = _leaf([0.0, 2.0])
-    mr.where(x > 0, mr.log(x) + 1.0 / x, 0.0).sum().backward()
+    with np.errstate(divide="ignore", invalid="ignore"):  # the untaken branch is -inf + inf at 0
+        mr.where(x > 0, mr.log(x) + 1.0 / x, 0.0).sum().backward()
     np.testing.assert_allclose(x.grad, [0.0, 0.5 - 0.25])
 
 

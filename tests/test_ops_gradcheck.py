@@ -143,3 +143,20 @@ def test_gradcheck_table_command(capsys):
     output = capsys.readouterr().out
     assert "exp" in output
     assert "pass" in output
+
+
+def test_gradcheck_table_filter_reruns_the_same_cases(capsys):
+    # A filtered run draws each op's cases from the seed and the op's name, so its row
+    # matches the full table's; a filter that matches nothing is an error, not "0 failed".
+    from minireparam.gradcheck import _main
+
+    def rows(arguments):
+        _main(["--cases", "2"] + arguments)
+        return {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if " pass" in line}
+
+    full, filtered = rows(["--filter", "exp"]), rows(["--filter", "expm1"])
+    assert filtered["expm1"] == full["expm1"]
+    with pytest.raises(SystemExit) as error:
+        _main(["--filter", "no such op"])
+    assert error.value.code == 2
+    assert "matches no registered op" in capsys.readouterr().err

@@ -255,9 +255,11 @@ def _call_vjp_checked(node, cotangent, create_graph):
 
     if create_graph:
         if node.once_differentiable:
+            hint = getattr(node, "create_graph_hint", None)
             raise RuntimeError(
                 f"{node.display_name()} is once-differentiable: its backward is a fused "
                 "kernel without its own VJP, so create_graph=True cannot pass through it."
+                + (f" {hint}" if hint else "")
             )
         vjp = node.vjp  # on Tensors, recorded, so the gradients are differentiable again
     else:

@@ -19,7 +19,7 @@ from .. import backend as _backend
 from .. import ops
 from .. import random as _random
 from ..autograd.node import Op
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..ops._util import to_tensor
 from ..ops.activation import SoftmaxBackward
 from ..tensor import Tensor
@@ -186,8 +186,8 @@ def linear(input, weight, bias=None):
 
     Returns:
         (..., out_features). Leading dimensions are flattened into one GEMM, so the
-        weight gradient is one GEMM as well. Operands of one floating dtype run as one
-        node (``_Linear``); mixed dtypes are promoted op by op, as numpy does.
+        weight gradient is one GEMM as well. All operands must have one float dtype, as
+        in PyTorch: a float64 input into a float32 layer raises DTypeError.
     """
     input, weight = to_tensor(input), to_tensor(weight)
     if weight.ndim != 2:
@@ -206,15 +206,15 @@ def linear(input, weight, bias=None):
                 f"of shape {weight.shape}"
             )
         operands.append(bias)
-    if input.dtype.kind == "f" and all(t.dtype == input.dtype for t in operands):
-        return _Linear().apply(*operands)
-
-    leading = input.shape[:-1]
-    rows = ops.reshape(input, (-1, weight.shape[1])) if input.ndim != 2 else input
-    out = ops.matmul(rows, ops.transpose(weight))
-    if bias is not None:
-        out = out + bias
-    return ops.reshape(out, leading + (weight.shape[0],)) if input.ndim != 2 else out
+    if input.dtype.kind != "f":
+        raise DTypeError(f"linear: the input must be float32 or float64, got {input.dtype}; convert it with .astype()")
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        if tensor is not None and tensor.dtype != input.dtype:
+            raise DTypeError(
+                f"linear: the input is {input.dtype} but the {name} is {tensor.dtype}; convert the input with "
+                ".astype() or the module with .float() or .double()"
+            )
+    return _Linear().apply(*operands)
 
 
 class _MaskGradient(Op):

@@ -62,6 +62,8 @@ class LSTMSequence(Op):
 
     name = "lstm_sequence"
     once_differentiable = True
+    create_graph_hint = ("For higher derivatives of a recurrent layer, pass implementation=\"cells\" to "
+                         "nn.LSTM or nn.GRU: its steps are differentiable ops.")
 
     def forward(self, x, h0, c0, w_ih, w_hh, *biases):
         kernels = _backend.current()
@@ -133,6 +135,8 @@ class GRUSequence(Op):
 
     name = "gru_sequence"
     once_differentiable = True
+    create_graph_hint = ("For higher derivatives of a recurrent layer, pass implementation=\"cells\" to "
+                         "nn.LSTM or nn.GRU: its steps are differentiable ops.")
 
     def forward(self, x, h0, w_ih, w_hh, *biases):
         kernels = _backend.current()
