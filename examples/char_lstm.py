@@ -20,7 +20,9 @@ from minireparam import optim
 from minireparam.data import DataError, load_corpus, random_windows, sequential_windows
 from minireparam.models import CharLSTM, Trainer, bits_per_character
 from minireparam.models.language import default_prompt
-from minireparam.models.training import add_training_arguments, fill_defaults, finish_run, positive_int, run_or_exit
+from minireparam.models.training import (
+    add_training_arguments, fill_defaults, finish_run, non_negative_float, positive_int, run_or_exit,
+)
 
 DEFAULTS = {
     "steps": 2000, "embedding_dim": 64, "hidden_size": 256, "seq_len": 64, "batch_size": 32,
@@ -52,7 +54,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--prompt", metavar="TEXT", help="text the sample continues (default: 'The ', or the text's "
                         "first character if the text lacks those characters)")
-    parser.add_argument("--temperature", type=float, default=0.8, metavar="X",
+    parser.add_argument("--temperature", type=non_negative_float, default=0.8, metavar="X",
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
     add_training_arguments(parser, out="runs/char_lstm", checkpoint_every=500, steps=2000, quick_steps=40)

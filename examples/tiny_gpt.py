@@ -24,7 +24,9 @@ from minireparam import optim
 from minireparam.data import DataError, load_corpus, random_windows, sequential_windows
 from minireparam.models import TinyGPT, Trainer, bits_per_character
 from minireparam.models.language import default_prompt
-from minireparam.models.training import add_training_arguments, fill_defaults, finish_run, positive_int, run_or_exit
+from minireparam.models.training import (
+    add_training_arguments, fill_defaults, finish_run, non_negative_float, positive_int, run_or_exit,
+)
 
 DEFAULTS = {
     "steps": 2000, "d_model": 128, "heads": 4, "layers": 2, "context": 128, "dropout": 0.0,
@@ -56,7 +58,7 @@ def parse_args(argv=None):
                         help="windows to score in each split (default: the whole validation split)")
     parser.add_argument("--prompt", metavar="TEXT", help="text the sample continues (default: 'The ', or the text's "
                         "first character if the text lacks those characters)")
-    parser.add_argument("--temperature", type=float, default=0.8, metavar="X",
+    parser.add_argument("--temperature", type=non_negative_float, default=0.8, metavar="X",
                         help="sampling temperature, 0 for the most likely character (default: 0.8)")
     parser.add_argument("--sample-length", type=int, metavar="N", help="characters to sample (default: 400)")
     parser.add_argument("--compare", default="runs/char_lstm/metrics.json", metavar="PATH",

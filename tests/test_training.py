@@ -11,7 +11,7 @@ from minireparam import nn, optim
 from minireparam.data import BatchIterator
 from minireparam.models.training import (
     CHECKPOINT_NAME, NonFiniteLossError, ResumeError, Trainer, add_training_arguments, fill_defaults, finish_run,
-    run_or_exit, write_metrics,
+    non_negative_float, positive_int, run_or_exit, write_metrics,
 )
 
 
@@ -179,6 +179,30 @@ def test_nan_before_first_checkpoint_says_none(tmp_path):
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
+def test_infinite_distribution_parameter_stops_like_a_nan_loss(tmp_path):
+    # A diverging VAE fails inside Normal(...) (its scale overflowed to inf) before any loss
+    # exists; the guard reports it as a divergence at that step, not as a traceback.
+    run = Run(tmp_path, steps=12)
+
+    def overflowing_loss(step):
+        scale = mr.tensor(np.float32(np.inf) if step == 7 else np.float32(1.0))
+        return run.compute_loss(step) + mr.distributions.Normal(0.0, scale).entropy()
+
+    run.trainer.compute_loss = overflowing_loss
+    with pytest.raises(NonFiniteLossError, match="step 7: a distribution parameter became NaN or infinite") as caught:
+        run.trainer.run()
+    assert "(step 5) is kept" in str(caught.value)
+    assert "lower the learning rate" in str(caught.value)
+
+
+def test_finite_invalid_distribution_parameter_is_not_called_divergence(tmp_path):
+    # A finite value outside the support is a wrong argument: the error passes through.
+    run = Run(tmp_path, steps=3)
+    run.trainer.compute_loss = lambda step: mr.distributions.Normal(0.0, mr.tensor(np.float32(-1.0))).entropy()
+    with pytest.raises(ValueError, match="must be > 0, got -1.0. Pass valid values"):
+        run.trainer.run()
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_infinite_gradient_stops_before_update(tmp_path):
     run = Run(tmp_path, steps=3)
@@ -224,6 +248,28 @@ def test_write_metrics_leaves_no_temporary_file(tmp_path):
     write_metrics(str(path), {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
     assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_write_metrics_file_mode_follows_umask(tmp_path):
+    # mkstemp creates owner-only files; the metrics file gets the mode any new file would.
+    previous = os.umask(0o022)
+    try:
+        write_metrics(str(tmp_path / "metrics.json"), {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("parse, text, message", [
+    (positive_int, "abc", "must be a positive integer, got 'abc'"),
+    (positive_int, "0", "must be a positive integer, got 0"),
+    (non_negative_float, "-1", "must be a finite number >= 0, got -1.0"),
+    (non_negative_float, "inf", "must be a finite number >= 0, got inf"),
+    (non_negative_float, "x", "must be a number >= 0, got 'x'"),
+])
+def test_argument_types_reject_bad_values_before_training(parse, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse(text)
 
 
 def test_fill_defaults_quick_and_explicit():

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import ops
-from ..errors import ShapeError
+from ..errors import ParameterValueError, ShapeError
 from ..tensor import Tensor
 
 
@@ -84,9 +84,13 @@ def check_parameter(owner, name, value, constraint):
         value = np.asarray(data[index]).tolist()
         shown.append(f"{value!r}" if not index else f"{value!r} at {index}")
     more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-    raise ValueError(
-        f"{owner}: parameter '{name}' must be {constraint.description}, got "
-        f"{', '.join(shown)}{more}. Pass valid values, or validate_args=False to skip this check."
+    bad_values = np.asarray(data)[~valid] if valid.ndim else np.asarray(data).reshape(-1)
+    non_finite = bool(np.issubdtype(bad_values.dtype, np.floating) and not np.isfinite(bad_values).all())
+    advice = ("NaN or infinite parameters usually mean that training diverged: lower the learning rate."
+              if non_finite else "Pass valid values, or validate_args=False to skip this check.")
+    raise ParameterValueError(
+        f"{owner}: parameter '{name}' must be {constraint.description}, got {', '.join(shown)}{more}. {advice}",
+        non_finite=non_finite,
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import allocator
 from ..autograd.grad_mode import no_grad
+from ..errors import ParameterValueError
 from ..random import default_generator
 
 CHECKPOINT_NAME = "checkpoint.mrp"
@@ -109,9 +110,23 @@ def fill_defaults(args, defaults, quick_defaults):
 
 def positive_int(text):
     """Parse an integer >= 1 (an argparse type whose error names the bad value)."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_float(text):
+    """Parse a finite float >= 0, such as a sampling temperature (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
     return value
 
 
@@ -124,11 +139,19 @@ def write_metrics(path, metrics):
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(metrics, stream, indent=2, sort_keys=True)
             stream.write("\n")
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes it owner-only
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _current_umask():
+    """Return the process's file-creation mask (reading it requires setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def format_seconds(seconds):
@@ -327,7 +350,14 @@ class Trainer:
     def _train_step(self, step):
         """Run one step; return the loss, or raise NonFiniteLossError before any update."""
         self.optimizer.zero_grad()
-        loss = self.compute_loss(step)
+        try:
+            loss = self.compute_loss(step)
+        except ParameterValueError as error:
+            if not error.non_finite:
+                raise
+            # The model's outputs overflowed before a loss existed (a VAE's scale = exp(...)
+            # reaching inf, say): the same divergence as a NaN loss.
+            self._stop(step, f"a distribution parameter became NaN or infinite ({error})")
         value = float(loss.item())
         if not math.isfinite(value):
             self._stop(step, f"the loss is {value}")
