@@ -125,7 +125,10 @@ def get_num_threads():
 def info():
     """Describe the kernels in use: backend, compiler, flags, SIMD level, OpenMP, threads, variants.
 
-    Returns a dict; ``info()["backend"]`` is the active backend's name.
+    Returns a dict. ``backend`` names the active backend and ``threads`` is its thread
+    count (always 1 for numpy). ``compiler``, ``flags``, ``simd``, ``openmp``,
+    ``c_threads`` and ``micro_tile`` describe the C core whenever it is built, even while
+    the numpy backend is active; they are None or False when it is not built.
     """
     active = _backend.current()
     facts = {
