@@ -26,8 +26,9 @@ Workloads:
 
 Memory: before building anything, the script calls minireparam.allocator.reuse_freed_memory(),
 which makes glibc keep freed blocks up to 32 MiB for reuse instead of returning them to the
-kernel; the minireparam training harness does the same. It holds for the whole process, so
-both sides of every comparison run with it. --default-malloc leaves glibc's defaults.
+kernel. The minireparam training harness does the same. The setting holds for the whole
+process, so both sides of every comparison run with it. --default-malloc leaves glibc's
+defaults.
 
 Threads are set for each run with threadpoolctl (numpy's BLAS), torch.set_num_threads
 and minireparam.kernels.set_num_threads (the C kernels; MINIREPARAM_NUM_THREADS sets the

@@ -1,9 +1,9 @@
 /*
  * Elementwise activations (sigmoid, tanh, GELU with the tanh approximation, forward
- * and backward) and the fused LSTM cell, in float32 and float64: the entry points of
- * activation_template.h and the portable block kernels, which are the kernels of
- * activation_vec_template.h on one-lane "vectors" with libm's exp and tanh. The AVX2
- * block kernels live in activation_avx2.c.
+ * and backward) and the fused LSTM cell, in float32 and float64. This file compiles the
+ * entry points of activation_template.h and the portable block kernels. Those are the
+ * kernels of activation_vec_template.h on one-lane "vectors", with libm's exp and tanh.
+ * The AVX2 block kernels live in activation_avx2.c.
  */
 #include <math.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /*
  * Entry points of the activations and the LSTM cell for one element type;
  * activation.c includes this file twice (real = float / double, SFX(name) =
- * name##_f32 / _f64). Each entry point checks its sizes, picks the block-kernel
- * table (AVX2 when available, see activation_internal.h), cuts the work into blocks
- * of at most MR_ACT_BLOCK elements and spreads the blocks over the OpenMP threads
- * when the call is large enough (mr_threads_for, the rule the softmax kernels use).
+ * name##_f32 / _f64). Each entry point checks its sizes and picks the block-kernel
+ * table (AVX2 when available, see activation_internal.h). It then cuts the work into
+ * blocks of at most MR_ACT_BLOCK elements. When the call is large enough, the blocks
+ * are spread over the OpenMP threads (mr_threads_for, the rule the softmax kernels use).
  */
 
 /* Elements per block: 16 KiB of float32, big enough to hide the loop overhead and

@@ -678,8 +678,8 @@ int SFX(mr_gemm)(real* c, int64_t ldc, const real* a, int64_t lda, const real* b
  * GEMM against a pre-packed op(B). A B that many calls share (an RNN's recurrent
  * weight over its time steps) is packed once into the micro-panels of rung 4, and each
  * call then packs only A. The packed buffer starts with an mr_packed_b_header (see
- * gemm.c), and the panels follow it. They come one K block of kc rows after the other,
- * and each block contains ceil(N / nr) panels of (kc, nr), zero-padded past N:
+ * gemm.c), and the panels follow it. The K blocks of kc rows come one after the other.
+ * Each block contains ceil(N / nr) panels of (kc, nr), zero-padded past N:
  *   panels  (ceil(K / kc), ceil(N / nr), kc, nr)    the last K block has K % kc rows
  */
 

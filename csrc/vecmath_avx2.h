@@ -15,9 +15,9 @@
  * exp(x) for 8 floats, for x <= 88.37 (every caller passes x <= 0: x - max, a log-
  * probability, x - lse, or -|x| in the activations). Write x = n ln2 + r with n = round(x / ln2), so
  * |r| <= ln2 / 2 and exp(x) = 2^n exp(r). Steps:
- *   - n comes from one FMA with a "magic" constant 1.5 * 2^23 + 127: the sum has a
- *     unit in the last place of 1, so the FMA's rounding rounds x / ln2 to an integer,
- *     and the low mantissa bits then hold n + 127, the biased exponent of 2^n;
+ *   - n comes from one FMA with a "magic" constant 1.5 * 2^23 + 127. The sum has a
+ *     unit in the last place of 1, so the FMA's rounding rounds x / ln2 to an integer.
+ *     The low mantissa bits then hold n + 127, the biased exponent of 2^n;
  *   - ln2 is split in two (Cody-Waite) so that n * LN2_HI is exact and r keeps its bits;
  *   - exp(r) is 1 + r + c2 r^2 + ... + c5 r^5, with c2..c5 fitted to minimize the
  *     maximum relative error on [-ln2/2, ln2/2] (iteratively reweighted least squares

@@ -24,8 +24,8 @@ __all__ = ["reuse_freed_memory"]
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-# Above every array of the benchmark workloads (the largest, W-LSTM's gate buffers, take
-# 8 MiB); larger blocks keep their own mmap pages.
+# Above every array of the benchmark workloads: the largest, W-LSTM's gate buffers,
+# take 8 MiB. Larger blocks keep their own mmap pages.
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 512 * 1024 * 1024
 

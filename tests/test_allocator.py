@@ -8,8 +8,8 @@ import minireparam as mr
 
 # Trains a small GPT (batch 8, context 64, d_model 64) for two warm-up steps, then prints
 # the minor page faults per step over five more. Under glibc's defaults each step maps
-# fresh pages for about a thousand of them (its activations come back from the kernel
-# zeroed); after reuse_freed_memory() the steps reuse the pages the previous step freed.
+# about a thousand fresh pages, which the kernel zeroes, for its activations. After
+# reuse_freed_memory() the steps reuse the pages that the previous step freed.
 _FAULTS_PER_STEP = """
 import resource, sys
 import numpy as np
@@ -46,7 +46,7 @@ def _faults_per_step(mode):
     return float(completed.stdout)
 
 
-def test_reuse_freed_memory_stops_page_faults_between_training_steps():
+def test_reuse_stops_page_faults_between_steps():
     if not mr.allocator.reuse_freed_memory():
         pytest.skip("not glibc: reuse_freed_memory changes nothing here")
     default, reused = _faults_per_step("default"), _faults_per_step("reuse")

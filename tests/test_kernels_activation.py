@@ -2,9 +2,9 @@
 
 Every kernel is compared with a reference written here in long double (80-bit on
 x86-64), independent of both backends. The accuracy bounds are the ones stated in
-csrc/minireparam.h: they come from the dense sweep of ``test_accuracy_sweep`` (max
-measured error over the AVX2, portable and numpy paths, plus 25%, rounded up to half a
-unit), so a failure means a real loss of accuracy, not noise.
+csrc/minireparam.h. Each is the largest error that the dense sweep of
+``test_accuracy_sweep`` measured over the AVX2, portable and numpy paths, plus 25%,
+rounded up to half a unit. So a failure means a real loss of accuracy, not noise.
 """
 import numpy as np
 import pytest

@@ -244,9 +244,9 @@ def test_layer_norm_node_matches_composed_ops(rng, affine):
                      lambda *t: _composed_layer_norm(t[0], *t[1:], axes=(1, 2), eps=1e-3)):
         inputs = [leaf(x), None if weight is None else leaf(weight), None if bias is None else leaf(bias)]
         out = function(*inputs)
-        given = [t for t in inputs if t is not None]
-        first = mr.grad(out, given, grad_outputs=mr.tensor(upstream), create_graph=True)
-        second = mr.grad(sum((g * g).sum() for g in first), given, allow_unused=True)
+        present = [t for t in inputs if t is not None]
+        first = mr.grad(out, present, grad_outputs=mr.tensor(upstream), create_graph=True)
+        second = mr.grad(sum((g * g).sum() for g in first), present, allow_unused=True)
         results.append((out.data, [g.data for g in first], [None if g is None else g.data for g in second]))
     (out_fused, first_fused, second_fused), (out_ops, first_ops, second_ops) = results
     np.testing.assert_allclose(out_fused, out_ops, rtol=1e-12, atol=1e-12)

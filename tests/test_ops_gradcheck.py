@@ -147,7 +147,7 @@ def test_gradcheck_table_command(capsys):
 
 def test_gradcheck_table_filter_reruns_the_same_cases(capsys):
     # A filtered run draws each op's cases from the seed and the op's name, so its row
-    # matches the full table's; a filter that matches nothing is an error, not "0 failed".
+    # matches the full table's. A filter that matches nothing is an error, not "0 failed".
     from minireparam.gradcheck import _main
 
     def rows(arguments):

@@ -180,8 +180,8 @@ def test_nan_before_first_checkpoint_says_none(tmp_path):
 
 
 def test_infinite_distribution_parameter_stops_like_a_nan_loss(tmp_path):
-    # A diverging VAE fails inside Normal(...) (its scale overflowed to inf) before any loss
-    # exists; the guard reports it as a divergence at that step, not as a traceback.
+    # A diverging VAE fails inside Normal(...), because its scale overflowed to inf before
+    # any loss existed. The guard reports this as a divergence at that step.
     run = Run(tmp_path, steps=12)
 
     def overflowing_loss(step):

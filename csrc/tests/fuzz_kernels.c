@@ -793,8 +793,8 @@ static int forward_close(double got, long double ref, double x, double ulps, int
 /*
  * True when a backward result dy * slope is within k eps |dy| of the reference (plus
  * one subnormal step for the rounding of a result below the normal range). For an
- * infinite dy that bound is infinite, so only a slope clearly away from 0 fixes the
- * result (an infinity of the right sign); near 0 the kernel may give inf or NaN.
+ * infinite dy that bound is infinite. Then only a slope clearly away from 0 fixes the
+ * result, an infinity of the right sign. Near 0 the kernel may give inf or NaN.
  */
 static int backward_close(double got, double dy, long double slope, double k, const dtype_info* t)
 {

@@ -551,8 +551,8 @@ def gelu_tanh_backward(x, dy, out=None):
 # ---- LSTM cell ----------------------------------------------------------------------------------------
 #
 # Each (..., W) operand reaches C as a (rows, W) matrix with a leading dimension when its
-# last axis has unit stride and its leading axes collapse into one row stride (a
-# contiguous array, a row block of a larger buffer, a [t] slice of a (T, B, W) buffer).
+# last axis has unit stride and its leading axes collapse into one row stride. That covers
+# a contiguous array, a row block of a larger buffer and a [t] slice of a (T, B, W) buffer.
 # Any other input is copied to a contiguous array, and any other output is computed in
 # a contiguous temporary that is then copied into it.
 

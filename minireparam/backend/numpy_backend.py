@@ -259,8 +259,8 @@ def get_num_threads():
 
 # ---- activations ------------------------------------------------------------------------------
 #
-# Conventions shared with the C kernels: NaN in gives NaN out; sigmoid and tanh saturate
-# to exactly 0 or +-1; gelu_tanh is computed as x * sigmoid(2u), which equals PyTorch's
+# Conventions shared with the C kernels. NaN in gives NaN out. sigmoid and tanh saturate
+# to exactly 0 or +-1. gelu_tanh is computed as x * sigmoid(2u), which equals PyTorch's
 # 0.5 x (1 + tanh(u)) but does not cancel for negative x. gelu_tanh(-inf) is NaN (-inf * 0,
 # as in PyTorch), while its derivative at +-inf is the limit 1 or 0 (PyTorch gives NaN).
 # ``out`` may be the input array itself.

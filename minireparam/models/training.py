@@ -355,8 +355,8 @@ class Trainer:
         except ParameterValueError as error:
             if not error.non_finite:
                 raise
-            # The model's outputs overflowed before a loss existed (a VAE's scale = exp(...)
-            # reaching inf, say): the same divergence as a NaN loss.
+            # The model's outputs overflowed before a loss existed, as when a VAE's
+            # scale = exp(...) reaches inf. That is the same divergence as a NaN loss.
             self._stop(step, f"a distribution parameter became NaN or infinite ({error})")
         value = float(loss.item())
         if not math.isfinite(value):

@@ -118,9 +118,9 @@ def _build_layer_norm(draw):
     has_weight, has_bias = draw.boolean(), draw.boolean()
     affine = [draw.array(normalized) for present in (has_weight, has_bias) if present]
 
-    def function(t, *given):
-        weight = given[0] if has_weight else None
-        bias = given[-1] if has_bias else None
+    def function(t, *affine_parameters):
+        weight = affine_parameters[0] if has_weight else None
+        bias = affine_parameters[-1] if has_bias else None
         return F.layer_norm(t, normalized, weight, bias, eps=1e-5)
 
     return Case(function, [x] + affine, f"x {shape} normalized {normalized} weight={has_weight} bias={has_bias}")

@@ -629,7 +629,7 @@ def _select(condition, a, b):
     mask selects it. For a (128, 128) causal mask over 2M float32 scores that takes 0.8 ms
     of CPU against 1.4 ms for np.where (numpy 2.4.6, one core).
     NOTE: for a broadcast mask of random bits the masked copy is about 2 times slower than
-    np.where; masks in this library (causal, padding, support) come in long runs.
+    np.where. The masks this library builds (causal, padding, support) come in long runs.
     """
     if condition.ndim == 0 or (a.ndim != 0 and b.ndim != 0):
         return np.where(condition, a, b)
